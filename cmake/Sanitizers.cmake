@@ -1,0 +1,12 @@
+# UEPOLL_SANITIZE applies to everything built in this tree, tests included.
+if(UEPOLL_SANITIZE)
+  set(_san_flags -fsanitize=${UEPOLL_SANITIZE} -fno-omit-frame-pointer)
+  if(UEPOLL_SANITIZE MATCHES "undefined")
+    list(APPEND _san_flags -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_san_flags})
+  add_link_options(-fsanitize=${UEPOLL_SANITIZE})
+  if(UEPOLL_SANITIZE MATCHES "thread")
+    add_compile_definitions(UEPOLL_TSAN=1)
+  endif()
+endif()

@@ -1,0 +1,75 @@
+// FdTable: a descriptor table, the user-space counterpart of a process's file table. It maps
+// small integers ("ufds") to File references, hands out the lowest free number like Linux, and
+// keeps each descriptor's close-on-exec flag.
+//
+// Thread safety: thread-safe. Lookups take no lock (an RCU read-side section and an
+//   increment-unless-zero on the file); changes (install, close, dup) take the table's mutex,
+//   which belongs to this table alone, as Linux's files->file_lock does.
+// Lifetime: the destructor closes every descriptor still open.
+// Errors: EBADF, EMFILE at the table's limit, EINVAL as Linux's dup family and F_DUPFD.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+
+#include "uepoll/file.hpp"
+#include "uepoll/ref.hpp"
+#include "uepoll/result.hpp"
+#include "uepoll/sync.hpp"
+
+namespace uepoll {
+
+class FdTable {
+ public:
+  /// The default limit: the process's RLIMIT_NOFILE soft limit, capped at kMaxLimit.
+  static int default_limit() noexcept;
+  static constexpr int kMaxLimit = 1 << 20;
+
+  explicit FdTable(int limit = default_limit()) noexcept;
+  ~FdTable();
+  FdTable(const FdTable&) = delete;
+  FdTable& operator=(const FdTable&) = delete;
+
+  /// The number of descriptors this table can hold (EMFILE beyond it).
+  int limit() const noexcept { return limit_; }
+
+  /// The file behind `fd` with a new reference, or null (EBADF).
+  Ref<File> get(int fd) const noexcept UEPOLL_EXCLUDES(mu_);
+  /// Installs `file` at the lowest free number >= `min_fd`; EMFILE when none is left.
+  Result<int> install(Ref<File> file, bool cloexec, int min_fd = 0) noexcept
+      UEPOLL_EXCLUDES(mu_);
+  /// Installs two files at the two lowest free numbers, or neither (pipe, socketpair).
+  Result<void> install_pair(Ref<File> a, Ref<File> b, bool cloexec, int fds[2]) noexcept
+      UEPOLL_EXCLUDES(mu_);
+  /// close(): EBADF if `fd` is not open. The file's reference is dropped after the table's lock.
+  Result<void> close(int fd) noexcept UEPOLL_EXCLUDES(mu_);
+  /// dup3() semantics without the oldfd == newfd case (the caller handles it): closes whatever
+  /// `newfd` held.
+  Result<int> dup_to(int oldfd, int newfd, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);
+  /// F_GETFD / F_SETFD.
+  Result<bool> cloexec(int fd) const noexcept UEPOLL_EXCLUDES(mu_);
+  Result<void> set_cloexec(int fd, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);
+
+ private:
+  static constexpr int kChunkBits = 8;
+  static constexpr int kChunkSize = 1 << kChunkBits;
+  struct Chunk {
+    std::atomic<File*> files[kChunkSize] = {};
+    bool cloexec[kChunkSize] = {};
+  };
+
+  std::atomic<File*>* slot(int fd) const noexcept;
+  Chunk* chunk_for_install(int fd) noexcept UEPOLL_REQUIRES(mu_);
+  int find_free(int from) noexcept UEPOLL_REQUIRES(mu_);
+  void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
+
+  const int limit_;
+  mutable Mutex mu_;
+  // Chunks are allocated on first use and never moved or freed before the table dies, so a
+  // lookup can read a slot without the mutex.
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
+  int next_free_ UEPOLL_GUARDED_BY(mu_) = 0;  // no free slot below this number
+};
+
+}  // namespace uepoll

@@ -1,0 +1,167 @@
+// File: an open file description, the object every uepoll descriptor refers to.
+//
+// To plug an object into uepoll (a socket of a user-space TCP stack, a timer, a device queue),
+// derive from File, implement poll(), and call WaitQueue::wake() on your queue(s) whenever the
+// object's readiness changes. Every built-in object (eventfd, pipes, socketpairs, in-process
+// sockets) is written exactly this way; examples/custom_object.cpp shows one end to end.
+//
+//   class Doorbell : public uepoll::File {
+//    public:
+//     Doorbell() : File(O_RDWR) {}
+//     uepoll::PollMask poll(uepoll::PollTable* table) noexcept override {
+//       uepoll::poll_wait(table, queue_);             // hook the caller (epoll, poll())
+//       return rung_ ? EPOLLIN : 0;                    // report the current state
+//     }
+//     void ring() { rung_ = true; queue_.wake(EPOLLIN); }  // every change wakes with its bits
+//    private:
+//     uepoll::WaitQueue queue_;
+//     std::atomic<bool> rung_{false};
+//   };
+//
+// Thread safety: thread-safe; any method may run on any thread, concurrently with the others.
+// Locking: poll() may be called with an epoll instance's mutex held and must not block; it may
+//   take the object's own locks. wake() must not be called with a lock that poll() takes held
+//   *if* that lock is also taken inside wake callbacks (uepoll's callbacks take none of yours).
+// Lifetime: reference counted (get/put, or Ref<File>). Each descriptor holds one reference;
+//   blocked calls, epoll harvests and in-flight operations hold their own. When the last
+//   reference goes: (1) every epoll item watching the file is removed, without any process-wide
+//   lock (Linux's eventpoll_release_file); (2) release() runs; (3) the memory is freed after an
+//   RCU grace period, so lock-free readers that found the file may still read it.
+// Errors: the operations return Linux errno values through Result.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+
+#include "uepoll/ref.hpp"
+#include "uepoll/result.hpp"
+#include "uepoll/sync.hpp"
+#include "uepoll/wait_queue.hpp"
+
+namespace uepoll {
+
+namespace detail {
+struct Watch;
+struct FileAccess;
+}  // namespace detail
+
+/// What a File::poll() caller passes when it wants to be woken: poll_wait() hooks it on a
+/// queue. Null when the caller only wants the current mask.
+class PollTable {
+ public:
+  using HookFn = void (*)(PollTable& self, WaitQueue& queue) noexcept;
+  explicit PollTable(HookFn hook_fn) noexcept : hook_(hook_fn) {}
+  void hook(WaitQueue& queue) noexcept { hook_(*this, queue); }
+
+ private:
+  HookFn hook_;
+};
+
+/// Registers the poll caller (if any) on `queue`. Call it for each queue whose wake-ups can
+/// change what poll() returns, before computing the mask.
+inline void poll_wait(PollTable* table, WaitQueue& queue) noexcept {
+  if (table != nullptr) {
+    table->hook(queue);
+  }
+}
+
+/// How an I/O call was made: the flags of the call itself (MSG_DONTWAIT, MSG_PEEK,
+/// MSG_NOSIGNAL for recv/send; 0 for read/write) and whether the description is non-blocking.
+struct IoFlags {
+  int msg_flags = 0;
+  bool nonblocking = false;
+  bool dont_wait() const noexcept { return nonblocking || (msg_flags & MSG_DONTWAIT) != 0; }
+};
+
+class File {
+ public:
+  /// `access_mode` is O_RDONLY, O_WRONLY or O_RDWR; `status_flags` may hold O_NONBLOCK.
+  explicit File(int access_mode, int status_flags = 0) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // --- references ---
+  void get() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  /// Takes a reference unless the count already reached zero (the file is being released).
+  /// Only valid while something (RCU, a lock) guarantees the memory still exists.
+  [[nodiscard]] bool try_get() noexcept;
+  /// Drops a reference; the last one removes the file from every epoll instance, runs
+  /// release() and retires the memory. Never call it with an epoll instance's mutex held.
+  void put() noexcept;
+  /// True once the last reference is gone (release in progress).
+  bool released() const noexcept { return refs_.load(std::memory_order_acquire) == 0; }
+
+  // --- what an object implements ---
+  /// The current EPOLL* readiness mask; hooks `table` (if non-null) on the object's queues.
+  virtual PollMask poll(PollTable* table) noexcept = 0;
+  /// False for objects epoll may not watch (epoll_ctl then fails with EPERM).
+  virtual bool pollable() const noexcept { return true; }
+
+  virtual Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept;
+  virtual Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept;
+
+  // Socket operations; the defaults fail with ENOTSOCK like a non-socket descriptor.
+  virtual Result<void> bind(const sockaddr* addr, socklen_t len) noexcept;
+  virtual Result<void> listen(int backlog) noexcept;
+  /// Returns the connected socket; `new_status_flags` holds O_NONBLOCK if it must be set.
+  virtual Result<Ref<File>> accept(sockaddr* addr, socklen_t* len, int new_status_flags,
+                                   IoFlags flags) noexcept;
+  virtual Result<void> connect(const sockaddr* addr, socklen_t len, IoFlags flags) noexcept;
+  virtual Result<void> getsockopt(int level, int name, void* val, socklen_t* len) noexcept;
+  virtual Result<void> setsockopt(int level, int name, const void* val, socklen_t len) noexcept;
+  virtual Result<void> getsockname(sockaddr* addr, socklen_t* len) noexcept;
+  virtual Result<void> shutdown(int how) noexcept;
+  virtual Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept;
+  virtual Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept;
+
+  // --- status flags (fcntl F_GETFL/F_SETFL) ---
+  int access_mode() const noexcept { return access_mode_; }
+  bool readable() const noexcept { return access_mode_ != O_WRONLY; }
+  bool writable() const noexcept { return access_mode_ != O_RDONLY; }
+  int status_flags() const noexcept { return status_flags_.load(std::memory_order_relaxed); }
+  void set_status_flags(int flags) noexcept {
+    status_flags_.store(flags & O_NONBLOCK, std::memory_order_relaxed);
+  }
+  bool nonblocking() const noexcept { return (status_flags() & O_NONBLOCK) != 0; }
+
+  /// True for epoll instances (the nesting rules treat them specially).
+  bool is_epoll() const noexcept { return is_epoll_; }
+
+ protected:
+  virtual ~File();
+  /// The object's own teardown at the last reference, after every epoll item watching it is
+  /// gone: wake blocked peers, detach from shared state. Must not free `this`.
+  virtual void release() noexcept {}
+  /// Frees the memory; the default retires it through RCU. Epoll instances override it because
+  /// their items keep them alive past the last descriptor.
+  virtual void destroy() noexcept;
+  /// For epoll instances only.
+  struct EpollTag {};
+  File(EpollTag, int status_flags) noexcept;
+
+ private:
+  friend struct detail::FileAccess;
+  void last_put() noexcept;
+
+  std::atomic<long> refs_{1};
+  const int access_mode_;
+  std::atomic<int> status_flags_;
+  const bool is_epoll_ = false;
+
+  // The epoll items watching this file (Linux's f_ep), a list linked through the items. Writers
+  // hold watchers_lock_ and, unless they are the last put itself, a reference on the file, so
+  // that the last put sees every change; readers walk it under RCU.
+  SpinLock watchers_lock_;
+  std::atomic<detail::Watch*> watchers_{nullptr};
+
+  void* rcu_head_[4];  // storage for the deferred free (src/sync/rcu.hpp)
+
+ public:
+  static constexpr std::size_t kRcuHeadSize = sizeof(rcu_head_);
+};
+
+}  // namespace uepoll

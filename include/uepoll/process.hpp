@@ -1,0 +1,93 @@
+// Process: the system-call surface of uepoll for C++ users. A Process owns one descriptor table;
+// its member functions behave like the Linux system calls of the same names (errno precedence
+// included) and return Result instead of setting errno.
+//
+// The C API (uepoll.h) is Process::global() with errno. Separate Process objects model separate
+// processes (like nginx's worker processes, each with its own table); the epoll subsystem
+// itself, like Linux's, is shared: any instance may watch any file, and max_user_watches and the
+// nesting mutex are process-wide.
+//
+// Thread safety: thread-safe; every function may be called from any thread at any time.
+// Lifetime: destroying a Process closes its descriptors.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "uepoll/fd_table.hpp"
+#include "uepoll/file.hpp"
+#include "uepoll/result.hpp"
+
+namespace uepoll {
+
+class Process {
+ public:
+  explicit Process(int fd_limit = FdTable::default_limit()) noexcept : fds_(fd_limit) {}
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  /// The process behind the C API.
+  static Process& global() noexcept;
+
+  FdTable& fds() noexcept { return fds_; }
+
+  /// Installs a user's object at the lowest free descriptor; `cloexec` records FD_CLOEXEC.
+  Result<int> install(Ref<File> file, bool cloexec = false) noexcept;
+  /// The object behind `fd` (null: EBADF).
+  Ref<File> get(int fd) const noexcept { return fds_.get(fd); }
+
+  // epoll
+  Result<int> epoll_create(int size) noexcept;
+  Result<int> epoll_create1(int flags) noexcept;
+  Result<void> epoll_ctl(int epfd, int op, int fd, const epoll_event* event) noexcept;
+  Result<int> epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms) noexcept;
+  Result<int> epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout_ms,
+                          const sigset_t* sigmask) noexcept;
+  Result<int> epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* timeout,
+                           const sigset_t* sigmask) noexcept;
+
+  // objects
+  Result<int> eventfd(unsigned int initval, int flags) noexcept;
+  Result<void> pipe2(int fds[2], int flags) noexcept;
+  Result<void> socketpair(int domain, int type, int protocol, int sv[2]) noexcept;
+  Result<int> socket(int domain, int type, int protocol) noexcept;
+
+  // sockets
+  Result<void> bind(int fd, const sockaddr* addr, socklen_t len) noexcept;
+  Result<void> listen(int fd, int backlog) noexcept;
+  Result<int> accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept;
+  Result<void> connect(int fd, const sockaddr* addr, socklen_t len) noexcept;
+  Result<void> getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept;
+  Result<void> setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept;
+  Result<void> getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept;
+  Result<void> shutdown(int fd, int how) noexcept;
+
+  // descriptors and I/O
+  Result<size_t> read(int fd, void* buf, size_t count) noexcept;
+  Result<size_t> write(int fd, const void* buf, size_t count) noexcept;
+  Result<size_t> recv(int fd, void* buf, size_t len, int flags) noexcept;
+  Result<size_t> send(int fd, const void* buf, size_t len, int flags) noexcept;
+  Result<void> close(int fd) noexcept;
+  Result<int> dup(int oldfd) noexcept;
+  Result<int> dup2(int oldfd, int newfd) noexcept;
+  Result<int> dup3(int oldfd, int newfd, int flags) noexcept;
+  Result<int> fcntl(int fd, int cmd, long arg) noexcept;
+  Result<int> poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept;
+
+ private:
+  Result<int> wait_common(int epfd, epoll_event* events, int maxevents, const timespec* deadline,
+                          bool nonblocking, const sigset_t* sigmask) noexcept;
+
+  FdTable fds_;
+};
+
+/// max_user_watches: the most epoll items that may exist at once, process-wide (Linux counts
+/// them per user). Defaults to the host's fs.epoll.max_user_watches.
+long max_user_watches() noexcept;
+/// Sets the limit; EINVAL for limit < 1.
+Result<void> set_max_user_watches(long limit) noexcept;
+
+}  // namespace uepoll

@@ -1,0 +1,71 @@
+#include "uepoll/file.hpp"
+
+#include <cerrno>
+
+#include "core/file_access.hpp"
+#include "sync/rcu.hpp"
+
+namespace uepoll {
+
+static_assert(File::kRcuHeadSize >= sizeof(rcu::Head), "File's RCU storage is too small");
+
+File::File(int access_mode, int status_flags) noexcept
+    : access_mode_(access_mode), status_flags_(status_flags & O_NONBLOCK) {}
+
+File::File(EpollTag, int status_flags) noexcept
+    : access_mode_(O_RDWR), status_flags_(status_flags & O_NONBLOCK), is_epoll_(true) {}
+
+File::~File() = default;
+
+bool File::try_get() noexcept {
+  long refs = refs_.load(std::memory_order_relaxed);
+  do {
+    if (refs == 0) {
+      return false;
+    }
+  } while (!refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_acquire,
+                                        std::memory_order_relaxed));
+  return true;
+}
+
+void File::put() noexcept {
+  // acq_rel: the last put must see every write made under earlier references, in particular
+  // every change to the watcher list (pairs with the release half of the other puts).
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    last_put();
+  }
+}
+
+void File::last_put() noexcept {
+  if (watchers_.load(std::memory_order_acquire) != nullptr) {
+    detail::epoll_release_file(*this);
+  }
+  release();
+  destroy();
+}
+
+void File::destroy() noexcept {
+  rcu::retire(reinterpret_cast<rcu::Head*>(rcu_head_),
+              [](void* object) { delete static_cast<File*>(object); }, this);
+}
+
+Result<size_t> File::read(void*, size_t, IoFlags) noexcept { return Error{EINVAL}; }
+Result<size_t> File::write(const void*, size_t, IoFlags) noexcept { return Error{EINVAL}; }
+Result<void> File::bind(const sockaddr*, socklen_t) noexcept { return Error{ENOTSOCK}; }
+Result<void> File::listen(int) noexcept { return Error{ENOTSOCK}; }
+Result<Ref<File>> File::accept(sockaddr*, socklen_t*, int, IoFlags) noexcept {
+  return Error{ENOTSOCK};
+}
+Result<void> File::connect(const sockaddr*, socklen_t, IoFlags) noexcept {
+  return Error{ENOTSOCK};
+}
+Result<void> File::getsockopt(int, int, void*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
+Result<void> File::setsockopt(int, int, const void*, socklen_t) noexcept {
+  return Error{ENOTSOCK};
+}
+Result<void> File::getsockname(sockaddr*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
+Result<void> File::shutdown(int) noexcept { return Error{ENOTSOCK}; }
+Result<size_t> File::recv(void*, size_t, IoFlags) noexcept { return Error{ENOTSOCK}; }
+Result<size_t> File::send(const void*, size_t, IoFlags) noexcept { return Error{ENOTSOCK}; }
+
+}  // namespace uepoll

@@ -1,0 +1,225 @@
+// The epoll instance (Linux's struct eventpoll) and the item (struct epitem, here Watch).
+//
+// LOCKING (outermost first; see docs/locking.md for the full rules and the removal paths)
+//   L1 g_nesting_mutex        process-wide; only EPOLL_CTL_ADD that needs the loop/path checks
+//   L2 Instance::ctl_mutex_   interest set, harvests, item removal; several may be held along
+//                             a nesting chain, always parent before child
+//   L3 File::watchers_lock_   a watched file's list of items
+//   L4 WaitQueue lock         a source's waiters; wake-up callbacks run under it
+//   L5 Instance::ready_lock_  ready list, overflow list, threads in epoll_wait
+// A callback holds its source's L4 and takes L5; after dropping L5 it may wake the instance's
+// own poll queue (another L4, one nesting level up). Nothing takes L4 while holding L5.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "sync/rcu.hpp"
+#include "uepoll/blocking.hpp"
+#include "uepoll/file.hpp"
+#include "uepoll/sync.hpp"
+
+namespace uepoll {
+namespace detail {
+
+class Instance;
+
+/// Bits of an item's mask that are not poll bits.
+constexpr std::uint32_t kPrivateBits = EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE;
+/// The only bits allowed together with EPOLLEXCLUSIVE.
+constexpr std::uint32_t kExclusiveOkBits =
+    EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+/// At most this many epoll-to-epoll links on a chain (5 instances), as Linux's EP_MAX_NESTS.
+constexpr int kMaxNests = 4;
+
+/// Node of the ready list (circular, with a sentinel). Linked iff next != nullptr.
+struct ReadyNode {
+  ReadyNode* prev = nullptr;
+  ReadyNode* next = nullptr;
+};
+
+/// A wait-queue hook of a Watch. The first one is embedded; objects that hook more than one
+/// queue get extra hooks allocated at ADD time.
+struct WatchHook : WaitEntry {
+  Watch* watch = nullptr;
+  WatchHook* next_hook = nullptr;
+};
+
+/// One registration: (file, fd) in one instance (Linux's epitem).
+///
+/// LIFETIME: created by ADD; removed by exactly one of the three removal paths (DEL, the
+/// instance's release, the file's release), which all hold the instance's ctl_mutex_; freed
+/// after an RCU grace period because the nesting checks walk watcher lists without locks. A Watch
+/// holds a reference on its instance (not on its file).
+struct Watch : ReadyNode {
+  // --- immutable after ADD ---
+  File* file = nullptr;
+  Instance* instance = nullptr;
+  int fd = -1;
+
+  /// The interest mask with private bits. Written under ctl_mutex_; read by wake-up callbacks
+  /// without it (release/acquire).
+  std::atomic<std::uint32_t> events{0};
+  std::uint64_t data = 0;  // guarded by the instance's ctl_mutex_
+
+  // --- guarded by the instance's ctl_mutex_ ---
+  Watch* hash_next = nullptr;
+
+  // --- guarded by the instance's ready_lock_ ---
+  Watch* overflow_next = nullptr;  // chain of items signalled during a harvest
+
+  // --- guarded by file->watchers_lock_; file_next is also read under RCU ---
+  std::atomic<Watch*> file_next{nullptr};
+  std::atomic<Watch*>* file_pprev = nullptr;
+
+  WatchHook hook;  // hooks guarded by the instance's ctl_mutex_ (hooking and unhooking)
+  rcu::Head rcu;
+};
+
+class NestingCheck;
+
+class Instance final : public File {
+ public:
+  /// The lock modes of issue "legacy": kFine takes no process-wide lock on the release paths.
+  static Result<Ref<File>> create(int status_flags) noexcept;
+
+  static Instance* from(File* f) noexcept { return static_cast<Instance*>(f); }
+
+  PollMask poll(PollTable* table) noexcept override { return poll_nested(table, 0); }
+
+  /// epoll_ctl after the descriptor checks: `event` is already copied and checked.
+  Result<void> ctl(int op, Ref<File> target, int fd, const epoll_event& event) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_);
+  /// epoll_wait after the argument checks. `deadline` null means no timeout; `nonblocking`
+  /// means timeout 0.
+  Result<int> wait(epoll_event* events, int maxevents, const timespec* deadline,
+                   bool nonblocking, const sigset_t* sigmask) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+
+  /// Removal path C for one item: the watched file's last reference went.
+  static void release_watch(Watch* w) noexcept;
+
+  void get_instance() noexcept { instance_refs_.fetch_add(1, std::memory_order_relaxed); }
+  void put_instance() noexcept;
+
+  // Nesting checks (nesting.cpp) need these.
+  Mutex ctl_mutex_;
+  std::atomic<std::uint64_t> check_gen_{0};  // written under g_nesting_mutex
+  int check_depth_ = 0;                      // guarded by g_nesting_mutex
+
+  template <class Fn>
+  void for_each_watch_locked(Fn&& fn) UEPOLL_REQUIRES(ctl_mutex_) {
+    for (std::size_t b = 0; b < bucket_count_; ++b) {
+      for (Watch* w = buckets_[b]; w != nullptr; w = w->hash_next) {
+        fn(w);
+      }
+    }
+  }
+
+ private:
+  explicit Instance(int status_flags) noexcept;
+  ~Instance() override;
+  void release() noexcept override;
+  void destroy() noexcept override;
+
+  PollMask poll_nested(PollTable* table, int depth) noexcept UEPOLL_EXCLUDES(ctl_mutex_);
+  static PollMask poll_item(Watch* w, PollTable* table, int depth) noexcept;
+
+  // Interest set: a hash of (file, fd) chained through Watch::hash_next.
+  Watch* find(File* file, int fd) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  void hash_insert(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  void hash_erase(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+
+  Result<void> ctl_locked(int op, File* target, int fd, const epoll_event& event,
+                          NestingCheck* check, bool* removed) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  Result<void> insert(const epoll_event& event, File* target, int fd, NestingCheck* check) noexcept
+      UEPOLL_REQUIRES(ctl_mutex_);
+  void modify(Watch* w, const epoll_event& event) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// Unhooks, detaches from the file and the instance, and retires `w`. The caller drops the
+  /// instance reference `w` held, after unlocking ctl_mutex_.
+  void remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  static void unhook(Watch* w) noexcept;
+  void queue_if_ready(Watch* w, PollMask revents) noexcept UEPOLL_EXCLUDES(ready_lock_);
+
+  // Harvest (Linux's ep_start_scan / ep_done_scan / ep_send_events).
+  void start_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
+      UEPOLL_EXCLUDES(ready_lock_);
+  void done_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
+      UEPOLL_EXCLUDES(ready_lock_);
+  Result<int> send_events(epoll_event* events, int maxevents) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_);
+  bool events_available() noexcept UEPOLL_REQUIRES(ready_lock_);
+
+  static bool on_wake(WaitEntry& entry, PollMask key) noexcept;
+  static void hook_proc(PollTable& table, WaitQueue& queue) noexcept;
+
+  // A thread blocked in epoll_wait; linked FIFO, woken one at a time.
+  struct Sleeper {
+    Sleeper* next = nullptr;
+    Sleeper** pprev = nullptr;
+    Parker* parker = nullptr;
+    bool woken = false;
+  };
+  void wake_one_sleeper() noexcept UEPOLL_REQUIRES(ready_lock_);
+  void unlink_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
+
+  // --- guarded by ctl_mutex_ ---
+  Watch** buckets_ UEPOLL_GUARDED_BY(ctl_mutex_) = nullptr;
+  std::size_t bucket_count_ = 0;
+  std::size_t watch_count_ UEPOLL_GUARDED_BY(ctl_mutex_) = 0;
+
+  // --- guarded by ready_lock_ ---
+  SpinLock ready_lock_ UEPOLL_ACQUIRED_AFTER(ctl_mutex_);
+  ReadyNode ready_ UEPOLL_GUARDED_BY(ready_lock_);
+  Watch* overflow_ UEPOLL_GUARDED_BY(ready_lock_);
+  Sleeper* sleepers_head_ UEPOLL_GUARDED_BY(ready_lock_) = nullptr;
+  Sleeper** sleepers_tail_ UEPOLL_GUARDED_BY(ready_lock_) = &sleepers_head_;
+
+  /// Parents watching this instance and poll() callers.
+  WaitQueue poll_wait_;
+
+  /// One for the instance's file, one per Watch; the last put frees the memory (after RCU).
+  std::atomic<long> instance_refs_{1};
+  rcu::Head rcu_;
+};
+
+/// Global watch accounting (Linux's per-user epoll_watches against max_user_watches).
+long max_user_watches() noexcept;
+void set_max_user_watches(long limit) noexcept;
+long user_watches() noexcept;
+
+/// The loop and path checks for an ADD that needs them (nesting.cpp). Holds g_nesting_mutex
+/// from begin() to the destructor.
+class NestingCheck {
+ public:
+  NestingCheck() noexcept;
+  ~NestingCheck();
+  /// ELOOP if adding `target` into `into` would close a cycle or make a chain too long.
+  Result<void> check_loop(Instance* into, Instance* target) noexcept;
+  /// Remembers a non-epoll file whose wake-up paths must be counted after the insert.
+  void add_file(File* file) noexcept;
+  /// EINVAL if a remembered file now has too many wake-up paths (Linux's reverse_path_check).
+  Result<void> check_paths() noexcept;
+
+ private:
+  int depth_below(Instance* ep, int depth) noexcept;
+  int depth_above(Instance* ep) noexcept;
+  bool count_paths(File* file, int depth, int* path_count) noexcept;
+
+  Instance* inserting_into_ = nullptr;
+  std::vector<File*> files_;  // pinned (one reference each) until the destructor
+  bool out_of_memory_ = false;
+};
+
+/// True while some nesting check is in flight and has visited `ep` (Linux's gen == loop_check_gen
+/// test, which closes the race of a fast-path ADD with a concurrent check).
+bool check_in_flight_visited(const Instance* ep) noexcept;
+
+/// Number of times g_nesting_mutex was taken (tests: zero on the close paths).
+std::uint64_t nesting_mutex_acquisitions() noexcept;
+
+}  // namespace detail
+}  // namespace uepoll

@@ -1,0 +1,133 @@
+// eventfd: a 64-bit counter. Readable while non-zero, writable while a write of 1 would fit
+// (the counter is below 2^64-2). Every write and read wakes the queue, whether or not the
+// readiness changed: EPOLLET users see an edge per write, as on Linux.
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "uepoll/blocking.hpp"
+#include "uepoll/objects.hpp"
+
+namespace uepoll {
+namespace {
+
+constexpr std::uint64_t kMaxCount = ~std::uint64_t{0} - 1;  // 2^64-2
+
+class EventFd final : public File {
+ public:
+  EventFd(std::uint64_t count, int flags) noexcept
+      : File(O_RDWR, flags & EFD_NONBLOCK), count_(count),
+        semaphore_((flags & EFD_SEMAPHORE) != 0) {}
+
+  PollMask poll(PollTable* table) noexcept override {
+    poll_wait(table, queue_);
+    std::uint64_t count;
+    {
+      SpinGuard guard(lock_);
+      count = count_;
+    }
+    PollMask mask = 0;
+    if (count > 0) {
+      mask |= EPOLLIN | EPOLLRDNORM;
+    }
+    if (count < kMaxCount) {
+      mask |= EPOLLOUT | EPOLLWRNORM;
+    }
+    return mask;
+  }
+
+  Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept override {
+    if (count < sizeof(std::uint64_t)) {
+      return Error{EINVAL};
+    }
+    for (Waiter waiter;;) {
+      std::uint64_t value = 0;
+      if (try_read(value)) {
+        std::memcpy(buf, &value, sizeof value);
+        return sizeof value;
+      }
+      if (flags.dont_wait()) {
+        return Error{EAGAIN};
+      }
+      waiter.arm(queue_);
+      if (try_read(value)) {
+        std::memcpy(buf, &value, sizeof value);
+        return sizeof value;
+      }
+      if (Result<void> slept = waiter.sleep(); !slept) {
+        return Error{slept.error()};
+      }
+    }
+  }
+
+  Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
+    if (count != sizeof(std::uint64_t)) {
+      return Error{EINVAL};
+    }
+    std::uint64_t value;
+    std::memcpy(&value, buf, sizeof value);
+    if (value == ~std::uint64_t{0}) {
+      return Error{EINVAL};
+    }
+    for (Waiter waiter;;) {
+      if (try_write(value)) {
+        return sizeof value;
+      }
+      if (flags.dont_wait()) {
+        return Error{EAGAIN};
+      }
+      waiter.arm(queue_);
+      if (try_write(value)) {
+        return sizeof value;
+      }
+      if (Result<void> slept = waiter.sleep(); !slept) {
+        return Error{slept.error()};
+      }
+    }
+  }
+
+ private:
+  bool try_read(std::uint64_t& value) noexcept {
+    {
+      SpinGuard guard(lock_);
+      if (count_ == 0) {
+        return false;
+      }
+      value = semaphore_ ? 1 : count_;
+      count_ -= value;
+    }
+    queue_.wake(EPOLLOUT);
+    return true;
+  }
+
+  bool try_write(std::uint64_t value) noexcept {
+    {
+      SpinGuard guard(lock_);
+      if (kMaxCount - count_ < value) {
+        return false;
+      }
+      count_ += value;
+    }
+    queue_.wake(EPOLLIN);
+    return true;
+  }
+
+  WaitQueue queue_;
+  SpinLock lock_;
+  std::uint64_t count_ UEPOLL_GUARDED_BY(lock_);
+  const bool semaphore_;
+};
+
+}  // namespace
+
+Result<Ref<File>> make_eventfd(unsigned int initval, int flags) noexcept {
+  Ref<File> f = make_ref<EventFd>(initval, flags);
+  if (!f) {
+    return Error{ENOMEM};
+  }
+  return f;
+}
+
+}  // namespace uepoll

@@ -1,0 +1,245 @@
+// Pipes, modelled on Linux's page ring: up to 16 page buffers of 4096 bytes (65536 bytes in
+// all). A small write merges into the last page when it fits; otherwise it takes a new page.
+// Writable means "a page is free", which is why EPOLLOUT comes back only once 4096 bytes have
+// been read from a full pipe. Both ends hook both queues, as Linux's pipe_poll does.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "uepoll/blocking.hpp"
+#include "uepoll/objects.hpp"
+
+namespace uepoll {
+namespace {
+
+constexpr std::size_t kPageSize = 4096;
+constexpr unsigned kSlots = 16;
+
+struct PipeState {
+  struct Slot {
+    std::unique_ptr<std::uint8_t[]> page;  // kept for reuse once allocated
+    std::uint32_t offset = 0;
+    std::uint32_t len = 0;
+  };
+
+  SpinLock lock;
+  Slot slots[kSlots] UEPOLL_GUARDED_BY(lock);
+  unsigned head UEPOLL_GUARDED_BY(lock) = 0;  // next slot to fill (counts up, wraps mod kSlots)
+  unsigned tail UEPOLL_GUARDED_BY(lock) = 0;  // oldest filled slot
+  bool readers UEPOLL_GUARDED_BY(lock) = true;
+  bool writers UEPOLL_GUARDED_BY(lock) = true;
+  WaitQueue read_wait;   // woken when data arrives or the writer goes
+  WaitQueue write_wait;  // woken when space frees up or the reader goes
+  std::atomic<int> ends{2};
+
+  bool empty() const UEPOLL_REQUIRES(lock) { return head == tail; }
+  bool full() const UEPOLL_REQUIRES(lock) { return head - tail >= kSlots; }
+};
+
+class PipeEnd final : public File {
+ public:
+  PipeEnd(PipeState* state, int access_mode, int flags) noexcept
+      : File(access_mode, flags), state_(state) {}
+
+  PollMask poll(PollTable* table) noexcept override {
+    PipeState& p = *state_;
+    poll_wait(table, p.read_wait);
+    poll_wait(table, p.write_wait);
+    SpinGuard guard(p.lock);
+    PollMask mask = 0;
+    if (readable()) {
+      if (!p.empty()) {
+        mask |= EPOLLIN | EPOLLRDNORM;
+      }
+      if (!p.writers) {
+        mask |= EPOLLHUP;
+      }
+    }
+    if (writable()) {
+      if (!p.full()) {
+        mask |= EPOLLOUT | EPOLLWRNORM;
+      }
+      if (!p.readers) {
+        mask |= EPOLLERR;
+      }
+    }
+    return mask;
+  }
+
+  Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept override {
+    if (count == 0) {
+      return size_t{0};
+    }
+    for (Waiter waiter;;) {
+      if (Result<size_t> r = try_read(static_cast<std::uint8_t*>(buf), count);
+          r || r.error() != EAGAIN || flags.dont_wait()) {
+        return r;
+      }
+      waiter.arm(state_->read_wait);
+      if (Result<size_t> r = try_read(static_cast<std::uint8_t*>(buf), count);
+          r || r.error() != EAGAIN) {
+        return r;
+      }
+      if (Result<void> slept = waiter.sleep(); !slept) {
+        return Error{slept.error()};
+      }
+    }
+  }
+
+  Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
+    const auto* data = static_cast<const std::uint8_t*>(buf);
+    size_t done = 0;
+    for (Waiter waiter;;) {
+      Result<size_t> r = try_write(data + done, count - done, done == 0);
+      if (!r) {
+        if (r.error() == EPIPE && (flags.msg_flags & MSG_NOSIGNAL) == 0) {
+          pthread_kill(pthread_self(), SIGPIPE);  // thread-directed, as Linux's send_sig
+        }
+        if (done > 0 && r.error() != EAGAIN) {
+          return done;
+        }
+        if (r.error() != EAGAIN) {
+          return r;
+        }
+      } else {
+        done += r.value();
+        if (done == count) {
+          return done;
+        }
+      }
+      if (flags.dont_wait()) {
+        return done > 0 ? Result<size_t>(done) : Result<size_t>(Error{EAGAIN});
+      }
+      waiter.arm(state_->write_wait);
+      {
+        SpinGuard guard(state_->lock);
+        if (!state_->full() || !state_->readers) {
+          continue;
+        }
+      }
+      if (Result<void> slept = waiter.sleep(); !slept) {
+        return done > 0 ? Result<size_t>(done) : Result<size_t>(Error{slept.error()});
+      }
+    }
+  }
+
+ protected:
+  void release() noexcept override {
+    PipeState& p = *state_;
+    {
+      SpinGuard guard(p.lock);
+      if (readable()) {
+        p.readers = false;
+      }
+      if (writable()) {
+        p.writers = false;
+      }
+    }
+    p.read_wait.wake(0);
+    p.write_wait.wake(0);
+    if (p.ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      delete state_;
+    }
+  }
+
+ private:
+  Result<size_t> try_read(std::uint8_t* out, size_t count) noexcept {
+    PipeState& p = *state_;
+    size_t got = 0;
+    bool was_full;
+    {
+      SpinGuard guard(p.lock);
+      if (p.empty()) {
+        return p.writers ? Result<size_t>(Error{EAGAIN}) : Result<size_t>(size_t{0});
+      }
+      was_full = p.full();
+      while (got < count && !p.empty()) {
+        auto& slot = p.slots[p.tail % kSlots];
+        size_t n = std::min<size_t>(slot.len, count - got);
+        std::memcpy(out + got, slot.page.get() + slot.offset, n);
+        slot.offset += static_cast<std::uint32_t>(n);
+        slot.len -= static_cast<std::uint32_t>(n);
+        got += n;
+        if (slot.len == 0) {
+          ++p.tail;
+        }
+      }
+    }
+    if (was_full) {
+      p.write_wait.wake(EPOLLOUT | EPOLLWRNORM);
+    }
+    return got;
+  }
+
+  // Writes what fits now. `first` marks the start of a write(): only then may its leading
+  // partial page merge into the last buffer (Linux merges once, then page-aligns the rest).
+  Result<size_t> try_write(const std::uint8_t* in, size_t count, bool first) noexcept {
+    PipeState& p = *state_;
+    size_t put = 0;
+    {
+      SpinGuard guard(p.lock);
+      if (!p.readers) {
+        return Error{EPIPE};
+      }
+      size_t chars = count & (kPageSize - 1);
+      if (first && chars != 0 && !p.empty()) {
+        auto& last = p.slots[(p.head - 1) % kSlots];
+        if (last.offset + last.len + chars <= kPageSize) {
+          std::memcpy(last.page.get() + last.offset + last.len, in, chars);
+          last.len += static_cast<std::uint32_t>(chars);
+          put = chars;
+        }
+      }
+      while (put < count && !p.full()) {
+        auto& slot = p.slots[p.head % kSlots];
+        if (!slot.page) {
+          slot.page.reset(new (std::nothrow) std::uint8_t[kPageSize]);
+          if (!slot.page) {
+            break;
+          }
+        }
+        size_t n = std::min(kPageSize, count - put);
+        std::memcpy(slot.page.get(), in + put, n);
+        slot.offset = 0;
+        slot.len = static_cast<std::uint32_t>(n);
+        ++p.head;
+        put += n;
+      }
+    }
+    if (put == 0) {
+      return count == 0 ? Result<size_t>(size_t{0}) : Result<size_t>(Error{EAGAIN});
+    }
+    // Every write wakes the readers, full or not: EPOLLET sees an edge per write (Linux 5.14+).
+    p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
+    return put;
+  }
+
+  PipeState* state_;
+};
+
+}  // namespace
+
+Result<FilePair> make_pipe(int flags) noexcept {
+  auto* state = new (std::nothrow) PipeState;
+  if (state == nullptr) {
+    return Error{ENOMEM};
+  }
+  Ref<File> reader = make_ref<PipeEnd>(state, O_RDONLY, flags);
+  Ref<File> writer = make_ref<PipeEnd>(state, O_WRONLY, flags);
+  if (!reader || !writer) {
+    // Release the end that exists as if the other had gone already.
+    state->ends.store(1, std::memory_order_relaxed);
+    if (!reader && !writer) {
+      delete state;
+    }
+    return Error{ENOMEM};
+  }
+  return FilePair{std::move(reader), std::move(writer)};
+}
+
+}  // namespace uepoll

@@ -1,0 +1,548 @@
+// The system-call layer: argument checks in Linux's order, descriptor lookups, then the object
+// or epoll instance does the work. Nothing here touches errno (that is capi/'s job).
+#include "uepoll/process.hpp"
+
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <new>
+
+#include "epoll/instance.hpp"
+#include "uepoll/blocking.hpp"
+#include "uepoll/objects.hpp"
+
+namespace uepoll {
+namespace {
+
+// The end of the user address range on x86-64 (4-level paging). Linux's access_ok() rejects
+// buffers that reach past it with EFAULT; uepoll does the same range check (other bad pointers
+// cannot be detected in user space; see docs/deviations.md).
+constexpr std::uintptr_t kUserSpaceEnd = 0x7ffffffff000;
+constexpr int kMaxEvents = INT_MAX / static_cast<int>(sizeof(epoll_event));
+
+bool user_range_ok(const void* p, std::size_t size) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  return a <= kUserSpaceEnd && size <= kUserSpaceEnd - a;
+}
+
+bool valid_timespec(const timespec& ts) noexcept {
+  return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1'000'000'000;
+}
+
+timespec deadline_after(const timespec& rel) noexcept {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += rel.tv_sec;
+  t.tv_nsec += rel.tv_nsec;
+  if (t.tv_nsec >= 1'000'000'000) {
+    t.tv_nsec -= 1'000'000'000;
+    ++t.tv_sec;
+  }
+  return t;
+}
+
+IoFlags io_flags(const File& f, int msg_flags = 0) noexcept {
+  return IoFlags{msg_flags, f.nonblocking()};
+}
+
+}  // namespace
+
+Process& Process::global() noexcept {
+  static Process* process = new Process();  // never destroyed: threads may outlive main()
+  return *process;
+}
+
+Result<int> Process::install(Ref<File> file, bool cloexec) noexcept {
+  return fds_.install(std::move(file), cloexec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// epoll
+
+Result<int> Process::epoll_create(int size) noexcept {
+  if (size <= 0) {
+    return Error{EINVAL};
+  }
+  return epoll_create1(0);
+}
+
+Result<int> Process::epoll_create1(int flags) noexcept {
+  if ((flags & ~EPOLL_CLOEXEC) != 0) {
+    return Error{EINVAL};
+  }
+  Result<Ref<File>> ep = detail::Instance::create(0);
+  if (!ep) {
+    return Error{ep.error()};
+  }
+  return fds_.install(std::move(ep.value()), (flags & EPOLL_CLOEXEC) != 0);
+}
+
+Result<void> Process::epoll_ctl(int epfd, int op, int fd, const epoll_event* event) noexcept {
+  epoll_event ev{};
+  if (op != EPOLL_CTL_DEL) {  // even an invalid op copies the event first, as Linux does
+    if (event == nullptr || !user_range_ok(event, sizeof *event)) {
+      return Error{EFAULT};
+    }
+    ev = *event;
+  }
+  Ref<File> ep = fds_.get(epfd);
+  if (!ep) {
+    return Error{EBADF};
+  }
+  Ref<File> target = fds_.get(fd);
+  if (!target) {
+    return Error{EBADF};
+  }
+  if (!target->pollable()) {
+    return Error{EPERM};
+  }
+  // EPOLLWAKEUP needs CAP_BLOCK_SUSPEND on Linux and is dropped silently without it; there is
+  // no system suspend to hold off in user space, so uepoll always drops it.
+  ev.events &= ~static_cast<std::uint32_t>(EPOLLWAKEUP);
+  if (ep.get() == target.get() || !ep->is_epoll()) {
+    return Error{EINVAL};
+  }
+  if (op != EPOLL_CTL_DEL && (ev.events & EPOLLEXCLUSIVE) != 0) {
+    if (op == EPOLL_CTL_MOD) {
+      return Error{EINVAL};
+    }
+    if (op == EPOLL_CTL_ADD &&
+        (target->is_epoll() || (ev.events & ~detail::kExclusiveOkBits) != 0)) {
+      return Error{EINVAL};
+    }
+  }
+  return detail::Instance::from(ep.get())->ctl(op, std::move(target), fd, ev);
+}
+
+Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents,
+                                 const timespec* deadline, bool nonblocking,
+                                 const sigset_t* sigmask) noexcept {
+  Ref<File> ep = fds_.get(epfd);
+  if (!ep) {
+    return Error{EBADF};
+  }
+  if (maxevents <= 0 || maxevents > kMaxEvents) {
+    return Error{EINVAL};
+  }
+  if (!user_range_ok(events, static_cast<std::size_t>(maxevents) * sizeof(epoll_event))) {
+    return Error{EFAULT};
+  }
+  if (!ep->is_epoll()) {
+    return Error{EINVAL};
+  }
+  return detail::Instance::from(ep.get())->wait(events, maxevents, deadline, nonblocking,
+                                                 sigmask);
+}
+
+Result<int> Process::epoll_wait(int epfd, epoll_event* events, int maxevents,
+                                int timeout_ms) noexcept {
+  return epoll_pwait(epfd, events, maxevents, timeout_ms, nullptr);
+}
+
+Result<int> Process::epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout_ms,
+                                 const sigset_t* sigmask) noexcept {
+  if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
+    return Error{EFAULT};
+  }
+  if (timeout_ms < 0) {
+    return wait_common(epfd, events, maxevents, nullptr, false, sigmask);
+  }
+  timespec deadline = deadline_after_ms(timeout_ms);
+  return wait_common(epfd, events, maxevents, &deadline, timeout_ms == 0, sigmask);
+}
+
+Result<int> Process::epoll_pwait2(int epfd, epoll_event* events, int maxevents,
+                                  const timespec* timeout, const sigset_t* sigmask) noexcept {
+  timespec deadline{};
+  bool nonblocking = false;
+  if (timeout != nullptr) {
+    if (!user_range_ok(timeout, sizeof *timeout)) {
+      return Error{EFAULT};
+    }
+    if (!valid_timespec(*timeout)) {
+      return Error{EINVAL};
+    }
+    nonblocking = timeout->tv_sec == 0 && timeout->tv_nsec == 0;
+    deadline = deadline_after(*timeout);
+  }
+  if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
+    return Error{EFAULT};
+  }
+  return wait_common(epfd, events, maxevents, timeout != nullptr ? &deadline : nullptr,
+                     nonblocking, sigmask);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+
+Result<int> Process::eventfd(unsigned int initval, int flags) noexcept {
+  if ((flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC)) != 0) {
+    return Error{EINVAL};
+  }
+  Result<Ref<File>> f = make_eventfd(initval, flags & (EFD_SEMAPHORE | EFD_NONBLOCK));
+  if (!f) {
+    return Error{f.error()};
+  }
+  return fds_.install(std::move(f.value()), (flags & EFD_CLOEXEC) != 0);
+}
+
+Result<void> Process::pipe2(int fds[2], int flags) noexcept {
+  if ((flags & ~(O_CLOEXEC | O_NONBLOCK)) != 0) {
+    return Error{EINVAL};
+  }
+  if (fds == nullptr || !user_range_ok(fds, 2 * sizeof(int))) {
+    return Error{EFAULT};
+  }
+  Result<FilePair> pair = make_pipe(flags & O_NONBLOCK);
+  if (!pair) {
+    return Error{pair.error()};
+  }
+  return fds_.install_pair(std::move(pair->first), std::move(pair->second),
+                           (flags & O_CLOEXEC) != 0, fds);
+}
+
+Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
+  const int flags = type & ~0xf;
+  type &= 0xf;
+  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+    return Error{EINVAL};
+  }
+  if (domain < 0 || domain >= AF_MAX) {
+    return Error{EAFNOSUPPORT};
+  }
+  if (domain == AF_INET || domain == AF_INET6) {
+    return Error{EOPNOTSUPP};  // Linux has no socketpair for IP sockets
+  }
+  if (domain != AF_UNIX) {
+    return Error{EAFNOSUPPORT};
+  }
+  if (type != SOCK_STREAM) {
+    return Error{type == SOCK_DGRAM || type == SOCK_SEQPACKET ? EPROTONOSUPPORT
+                                                              : ESOCKTNOSUPPORT};
+  }
+  if (protocol != 0 && protocol != PF_UNIX) {
+    return Error{EPROTONOSUPPORT};
+  }
+  if (sv == nullptr || !user_range_ok(sv, 2 * sizeof(int))) {
+    return Error{EFAULT};
+  }
+  Result<FilePair> pair = make_unix_stream_pair((flags & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0);
+  if (!pair) {
+    return Error{pair.error()};
+  }
+  return fds_.install_pair(std::move(pair->first), std::move(pair->second),
+                           (flags & SOCK_CLOEXEC) != 0, sv);
+}
+
+Result<int> Process::socket(int domain, int type, int protocol) noexcept {
+  const int flags = type & ~0xf;
+  type &= 0xf;
+  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+    return Error{EINVAL};
+  }
+  if (domain < 0 || domain >= AF_MAX) {
+    return Error{EAFNOSUPPORT};
+  }
+  if (domain != AF_INET && domain != AF_INET6) {
+    return Error{EAFNOSUPPORT};  // AF_UNIX sockets exist only as socketpairs (deviations.md)
+  }
+  if (type != SOCK_STREAM) {
+    return Error{type == SOCK_DGRAM || type == SOCK_RAW ? EPROTONOSUPPORT : ESOCKTNOSUPPORT};
+  }
+  if (protocol != 0 && protocol != IPPROTO_TCP) {
+    return Error{EPROTONOSUPPORT};
+  }
+  Result<Ref<File>> s =
+      make_inet_stream_socket(domain, (flags & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0);
+  if (!s) {
+    return Error{s.error()};
+  }
+  return fds_.install(std::move(s.value()), (flags & SOCK_CLOEXEC) != 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets: EBADF, then ENOTSOCK (File's defaults), then the socket's own checks.
+
+Result<void> Process::bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->bind(addr, len) : Error{EBADF};
+}
+
+Result<void> Process::listen(int fd, int backlog) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->listen(backlog) : Error{EBADF};
+}
+
+Result<int> Process::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
+  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+    return Error{EINVAL};
+  }
+  Ref<File> f = fds_.get(fd);
+  if (!f) {
+    return Error{EBADF};
+  }
+  Result<Ref<File>> conn =
+      f->accept(addr, len, (flags & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0, io_flags(*f));
+  if (!conn) {
+    return Error{conn.error()};
+  }
+  return fds_.install(std::move(conn.value()), (flags & SOCK_CLOEXEC) != 0);
+}
+
+Result<void> Process::connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->connect(addr, len, io_flags(*f)) : Error{EBADF};
+}
+
+Result<void> Process::getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->getsockopt(level, name, val, len) : Error{EBADF};
+}
+
+Result<void> Process::setsockopt(int fd, int level, int name, const void* val,
+                                 socklen_t len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->setsockopt(level, name, val, len) : Error{EBADF};
+}
+
+Result<void> Process::getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->getsockname(addr, len) : Error{EBADF};
+}
+
+Result<void> Process::shutdown(int fd, int how) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->shutdown(how) : Error{EBADF};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors and I/O
+
+Result<size_t> Process::read(int fd, void* buf, size_t count) noexcept {
+  Ref<File> f = fds_.get(fd);
+  if (!f || !f->readable()) {
+    return Error{EBADF};
+  }
+  if (count > 0 && (buf == nullptr || !user_range_ok(buf, count))) {
+    return Error{EFAULT};
+  }
+  return f->read(buf, count, io_flags(*f));
+}
+
+Result<size_t> Process::write(int fd, const void* buf, size_t count) noexcept {
+  Ref<File> f = fds_.get(fd);
+  if (!f || !f->writable()) {
+    return Error{EBADF};
+  }
+  if (count > 0 && (buf == nullptr || !user_range_ok(buf, count))) {
+    return Error{EFAULT};
+  }
+  return f->write(buf, count, io_flags(*f));
+}
+
+Result<size_t> Process::recv(int fd, void* buf, size_t len, int flags) noexcept {
+  Ref<File> f = fds_.get(fd);
+  if (!f) {
+    return Error{EBADF};
+  }
+  if (len > 0 && (buf == nullptr || !user_range_ok(buf, len))) {
+    return f->is_epoll() || !f->pollable() ? Error{ENOTSOCK} : Error{EFAULT};
+  }
+  return f->recv(buf, len, io_flags(*f, flags));
+}
+
+Result<size_t> Process::send(int fd, const void* buf, size_t len, int flags) noexcept {
+  Ref<File> f = fds_.get(fd);
+  if (!f) {
+    return Error{EBADF};
+  }
+  if (len > 0 && (buf == nullptr || !user_range_ok(buf, len))) {
+    return f->is_epoll() || !f->pollable() ? Error{ENOTSOCK} : Error{EFAULT};
+  }
+  return f->send(buf, len, io_flags(*f, flags));
+}
+
+Result<void> Process::close(int fd) noexcept { return fds_.close(fd); }
+
+Result<int> Process::dup(int oldfd) noexcept {
+  Ref<File> f = fds_.get(oldfd);
+  if (!f) {
+    return Error{EBADF};
+  }
+  return fds_.install(std::move(f), false);
+}
+
+Result<int> Process::dup2(int oldfd, int newfd) noexcept {
+  if (oldfd == newfd) {
+    return fds_.get(oldfd) ? Result<int>(newfd) : Result<int>(Error{EBADF});
+  }
+  if (newfd < 0 || newfd >= fds_.limit()) {
+    return Error{EBADF};
+  }
+  return fds_.dup_to(oldfd, newfd, false);
+}
+
+Result<int> Process::dup3(int oldfd, int newfd, int flags) noexcept {
+  if ((flags & ~O_CLOEXEC) != 0 || oldfd == newfd) {
+    return Error{EINVAL};
+  }
+  if (newfd < 0 || newfd >= fds_.limit()) {
+    return Error{EBADF};
+  }
+  return fds_.dup_to(oldfd, newfd, (flags & O_CLOEXEC) != 0);
+}
+
+Result<int> Process::fcntl(int fd, int cmd, long arg) noexcept {
+  Ref<File> f = fds_.get(fd);
+  if (!f) {
+    return Error{EBADF};
+  }
+  switch (cmd) {
+    case F_GETFL:
+      return f->access_mode() | f->status_flags();
+    case F_SETFL:
+      f->set_status_flags(static_cast<int>(arg));
+      return 0;
+    case F_GETFD: {
+      Result<bool> cloexec = fds_.cloexec(fd);
+      if (!cloexec) {
+        return Error{cloexec.error()};
+      }
+      return cloexec.value() ? FD_CLOEXEC : 0;
+    }
+    case F_SETFD:
+      if (Result<void> r = fds_.set_cloexec(fd, (arg & FD_CLOEXEC) != 0); !r) {
+        return Error{r.error()};
+      }
+      return 0;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      if (arg < 0 || arg >= fds_.limit()) {
+        return Error{EINVAL};
+      }
+      return fds_.install(std::move(f), cmd == F_DUPFD_CLOEXEC, static_cast<int>(arg));
+    default:
+      return Error{EINVAL};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// poll()
+
+namespace {
+
+// The hooks of one poll() call: one per queue of every polled file, all waking this thread.
+struct PollHook : WaitEntry {
+  Parker* parker = nullptr;
+  File* file = nullptr;  // a reference: the queue lives in the file's object
+  PollHook* next_hook = nullptr;
+};
+
+struct PollCallTable : PollTable {
+  PollCallTable() noexcept : PollTable(&hook) {}
+  ~PollCallTable() {
+    for (PollHook* h = hooks; h != nullptr;) {
+      PollHook* next = h->next_hook;
+      WaitQueue::remove(*h);
+      h->file->put();
+      delete h;
+      h = next;
+    }
+  }
+  static void hook(PollTable& table, WaitQueue& queue) noexcept {
+    auto& t = static_cast<PollCallTable&>(table);
+    auto* h = new (std::nothrow) PollHook;
+    if (h == nullptr) {
+      t.out_of_memory = true;
+      return;
+    }
+    h->on_wake = [](WaitEntry& e, PollMask) noexcept {
+      static_cast<PollHook&>(e).parker->unpark();
+      return true;
+    };
+    h->parker = t.parker;
+    h->file = t.polling;
+    h->file->get();
+    h->next_hook = t.hooks;
+    t.hooks = h;
+    queue.add(*h);
+  }
+  Parker* parker = nullptr;
+  File* polling = nullptr;  // the file whose poll() is running
+  PollHook* hooks = nullptr;
+  bool out_of_memory = false;
+};
+
+}  // namespace
+
+Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
+  if (nfds > static_cast<nfds_t>(fds_.limit())) {
+    return Error{EINVAL};
+  }
+  if (nfds > 0 && (fds == nullptr || !user_range_ok(fds, nfds * sizeof(pollfd)))) {
+    return Error{EFAULT};
+  }
+  timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
+  PollCallTable table;
+  table.parker = Parker::current();
+  if (table.parker == nullptr) {
+    return Error{ENOMEM};
+  }
+  bool first_pass = true;
+  for (;;) {
+    int ready = 0;
+    for (nfds_t i = 0; i < nfds; ++i) {
+      PollMask revents = 0;
+      if (fds[i].fd >= 0) {
+        Ref<File> f = fds_.get(fds[i].fd);
+        if (!f) {
+          revents = POLLNVAL;
+        } else {
+          const PollMask wanted =
+              static_cast<std::uint16_t>(fds[i].events) | POLLERR | POLLHUP;
+          PollTable* pt = first_pass && timeout_ms != 0 ? &table : nullptr;
+          table.polling = f.get();
+          revents = f->poll(pt) & wanted;
+        }
+      }
+      fds[i].revents = static_cast<short>(revents);
+      if (revents != 0) {
+        ++ready;
+      }
+    }
+    if (table.out_of_memory) {
+      return Error{ENOMEM};
+    }
+    if (ready > 0 || timeout_ms == 0) {
+      return ready;
+    }
+    first_pass = false;
+    Result<void> slept = table.parker->park(timeout_ms < 0 ? nullptr : &deadline, nullptr);
+    if (!slept) {
+      if (slept.error() == ETIMEDOUT) {
+        // One last look, as Linux does after its timer fires.
+        timeout_ms = 0;
+        continue;
+      }
+      return Error{slept.error()};
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+
+long max_user_watches() noexcept { return detail::max_user_watches(); }
+
+Result<void> set_max_user_watches(long limit) noexcept {
+  if (limit < 1) {
+    return Error{EINVAL};
+  }
+  detail::set_max_user_watches(limit);
+  return {};
+}
+
+}  // namespace uepoll

@@ -1,0 +1,179 @@
+// Shared pieces of the conformance suite: every test is written once against `uepoll_test::Api`
+// and runs on both backends (the host kernel and uepoll). The kernel is the oracle: a test passes
+// on the kernel instance by construction, and the uepoll instance must give the same result.
+//
+// Setup steps that must succeed go through `must()`, which throws on failure; GoogleTest turns the
+// exception into a failure of the running test, so a broken setup stops the test at once instead
+// of cascading into unrelated assertions.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/epoll.h>
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/backend.hpp"
+
+namespace uepoll_conformance {
+
+using uepoll_test::Api;
+
+// A descriptor that cannot be open in either table: far above the kernel's RLIMIT_NOFILE and
+// far above anything the suite allocates from uepoll.
+inline constexpr int kNeverOpenFd = 987654;
+
+// Returns `rc`; throws std::runtime_error naming `what` and errno when `rc` is negative.
+long must(long rc, const char* what);
+
+// `errno` as its symbolic name ("EBADF"), for messages.
+std::string errno_name(int err);
+
+// `rc == -1 && errno == expected`, with a readable message otherwise. Read errno right after the
+// call: use EXPECT_ERRNO below, which also clears errno first so that a -1 without errno shows.
+testing::AssertionResult failed_with(int expected, long rc);
+
+#define EXPECT_ERRNO(err, call) \
+  EXPECT_TRUE(::uepoll_conformance::failed_with((err), (errno = 0, static_cast<long>(call))))
+#define ASSERT_ERRNO(err, call) \
+  ASSERT_TRUE(::uepoll_conformance::failed_with((err), (errno = 0, static_cast<long>(call))))
+
+// One descriptor of one backend, closed on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  Fd(const Api& api, int fd) : api_(&api), fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : api_(other.api_), fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      api_ = other.api_;
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  operator int() const { return fd_; }  // NOLINT(google-explicit-constructor): reads like an fd
+  // Gives up ownership (for tests that close by hand).
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0 && api_ != nullptr) api_->close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  const Api* api_ = nullptr;
+  int fd_ = -1;
+};
+
+// One delivered event, comparable and printable.
+struct Ev {
+  uint32_t events;
+  uint64_t data;
+  friend bool operator==(const Ev&, const Ev&) = default;
+};
+std::string event_names(uint32_t events);  // "IN|OUT|HUP"
+void PrintTo(const Ev& ev, std::ostream* os);
+using Evs = std::vector<Ev>;
+
+// Base fixture: the parameter is the backend.
+class Conformance : public testing::TestWithParam<const Api*> {
+ protected:
+  const Api& api() const { return *GetParam(); }
+  bool on_kernel() const { return GetParam()->is_kernel; }
+
+  Fd make_epoll();
+  Fd make_eventfd(unsigned initval = 0, int flags = 0);
+  std::pair<Fd, Fd> make_pipe(int flags = 0);                  // {read end, write end}
+  std::pair<Fd, Fd> make_socketpair(int type_flags = 0);       // AF_UNIX stream
+  Fd adopt(int fd) { return Fd(api(), fd); }
+
+  void add(int epfd, int fd, uint32_t events, uint64_t data);
+  void mod(int epfd, int fd, uint32_t events, uint64_t data);
+  void del(int epfd, int fd);
+
+  // epoll_wait on `epfd`; throws when it fails.
+  Evs wait(int epfd, int maxevents = 16, int timeout_ms = 0);
+  // Number of events a non-blocking epoll_wait returns (for counting-only checks).
+  int wait_count(int epfd, int maxevents);
+  // poll(POLLIN) on one descriptor with timeout 0: the poll() return value.
+  int poll_in(int fd);
+  // The readiness an epoll instance sees for `fd` right now: `fd` is added to a fresh instance
+  // with IN|OUT|RDHUP|PRI, level-triggered, and one non-blocking wait is made. 0 when not ready.
+  uint32_t readiness(int fd);
+
+  void write_byte(int fd);
+  void write_u64(int fd, uint64_t value);
+  uint64_t read_u64(int fd);
+};
+
+// For INSTANTIATE_TEST_SUITE_P: names the instances "kernel" and "uepoll".
+std::string backend_name(const testing::TestParamInfo<const Api*>& info);
+
+#define UEPOLL_CONFORMANCE_SUITE(suite)                                                  \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite,                                              \
+                           testing::ValuesIn(uepoll_test::both_apis_begin(),             \
+                                             uepoll_test::both_apis_end()),              \
+                           ::uepoll_conformance::backend_name)
+
+// Installs an empty SIGUSR1 handler with SA_RESTART for the lifetime of the object (restoring
+// the previous disposition afterwards) and counts its runs. Linux never restarts epoll_wait or
+// poll, so a blocked wait that takes the signal fails with EINTR despite SA_RESTART.
+class Sigusr1Handler {
+ public:
+  Sigusr1Handler();
+  ~Sigusr1Handler();
+  Sigusr1Handler(const Sigusr1Handler&) = delete;
+  Sigusr1Handler& operator=(const Sigusr1Handler&) = delete;
+  static int runs();
+  static void reset_runs();
+};
+
+// How a waiter thread waits on its instance.
+enum class WaitKind {
+  kEpollWait,     // epoll_wait(timeout -1)
+  kPwait,         // epoll_pwait(timeout -1, NULL mask)
+  kPwait2,        // epoll_pwait2(NULL timeout, NULL mask)
+  kPollThenWait,  // poll(POLLIN, timeout -1) on the instance, then epoll_wait(timeout 0)
+};
+
+struct WaiterSpec {
+  int epfd;
+  WaitKind kind;
+  int maxevents;
+};
+
+struct WaiterResult {
+  int rc = 0;           // what the final call returned (the epoll_wait after poll for kPoll...)
+  int err = 0;          // errno when rc is -1
+  bool interrupted = false;  // the harness had to end this wait with SIGUSR1
+  bool harvested() const { return rc > 0; }
+};
+
+// Starts one thread per spec, waits until each is asleep in its call, then runs `emit` on the
+// calling thread. It then waits (up to a few seconds, failing the test otherwise) until at least
+// `must_return` waiters have returned; if any are still blocked, it allows a short settle delay
+// for late wake-ups and then ends the remaining waits with SIGUSR1 (it installs its own
+// Sigusr1Handler, so the caller must not hold one). Interrupted waits must fail with EINTR;
+// other failures are reported.
+std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
+                                      const std::function<void()>& emit, size_t must_return);
+
+// Bit i set when waiter i harvested at least one event.
+unsigned harvest_mask(const std::vector<WaiterResult>& results);
+int harvest_count(const std::vector<WaiterResult>& results);
+
+// Blocks until the thread `tid` sleeps in the kernel (state S), or `limit_ms` passes.
+bool wait_until_asleep(pid_t tid, int limit_ms = 2000);
+
+}  // namespace uepoll_conformance

@@ -1,0 +1,47 @@
+#include "backend.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <uepoll/uepoll.h>
+
+namespace uepoll_test {
+namespace {
+
+int kernel_fcntl(int fd, int cmd, long arg) { return ::fcntl(fd, cmd, arg); }
+int uepoll_fcntl3(int fd, int cmd, long arg) { return ::uepoll_fcntl(fd, cmd, arg); }
+int kernel_pipe(int fds[2]) { return ::pipe(fds); }
+int kernel_pipe2(int fds[2], int flags) { return ::pipe2(fds, flags); }
+int kernel_eventfd(unsigned int initval, int flags) { return ::eventfd(initval, flags); }
+
+const Api kKernel = {
+    "kernel", true,
+    ::epoll_create, ::epoll_create1, ::epoll_ctl, ::epoll_wait, ::epoll_pwait, ::epoll_pwait2,
+    kernel_eventfd, kernel_pipe, kernel_pipe2, ::socketpair,
+    ::socket, ::bind, ::listen, ::accept, ::accept4, ::connect, ::getsockopt, ::setsockopt,
+    ::getsockname, ::shutdown,
+    ::read, ::write, ::recv, ::send, ::close, ::dup, ::dup2, ::dup3, kernel_fcntl, ::poll,
+};
+
+const Api kUepoll = {
+    "uepoll", false,
+    uepoll_epoll_create, uepoll_epoll_create1, uepoll_epoll_ctl, uepoll_epoll_wait,
+    uepoll_epoll_pwait, uepoll_epoll_pwait2,
+    uepoll_eventfd, uepoll_pipe, uepoll_pipe2, uepoll_socketpair,
+    uepoll_socket, uepoll_bind, uepoll_listen, uepoll_accept, uepoll_accept4, uepoll_connect,
+    uepoll_getsockopt, uepoll_setsockopt, uepoll_getsockname, uepoll_shutdown,
+    uepoll_read, uepoll_write, uepoll_recv, uepoll_send, uepoll_close, uepoll_dup, uepoll_dup2,
+    uepoll_dup3, uepoll_fcntl3, uepoll_poll,
+};
+
+const Api* const kBoth[] = {&kKernel, &kUepoll};
+
+}  // namespace
+
+const Api& kernel_api() { return kKernel; }
+const Api& uepoll_api() { return kUepoll; }
+const Api* const* both_apis_begin() { return kBoth; }
+const Api* const* both_apis_end() { return kBoth + 2; }
+
+}  // namespace uepoll_test
