@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "core/file_access.hpp"
+#include "core/stats.hpp"
 #include "sync/rcu.hpp"
 
 namespace uepoll {
@@ -10,12 +11,16 @@ namespace uepoll {
 static_assert(File::kRcuHeadSize >= sizeof(rcu::Head), "File's RCU storage is too small");
 
 File::File(int access_mode, int status_flags) noexcept
-    : access_mode_(access_mode), status_flags_(status_flags & O_NONBLOCK) {}
+    : access_mode_(access_mode), status_flags_(status_flags & O_NONBLOCK) {
+  detail::count_up(detail::Counter::kFiles);
+}
 
 File::File(EpollTag, int status_flags) noexcept
-    : access_mode_(O_RDWR), status_flags_(status_flags & O_NONBLOCK), is_epoll_(true) {}
+    : access_mode_(O_RDWR), status_flags_(status_flags & O_NONBLOCK), is_epoll_(true) {
+  detail::count_up(detail::Counter::kFiles);
+}
 
-File::~File() = default;
+File::~File() { detail::count_down(detail::Counter::kFiles); }
 
 bool File::try_get() noexcept {
   long refs = refs_.load(std::memory_order_relaxed);

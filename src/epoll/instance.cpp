@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "core/file_access.hpp"
+#include "core/stats.hpp"
 
 namespace uepoll::detail {
 namespace {
@@ -79,12 +80,16 @@ long user_watches() noexcept { return g_user_watches.load(std::memory_order_rela
 // Life cycle
 
 Instance::Instance(int status_flags) noexcept : File(EpollTag{}, status_flags) {
+  count_up(Counter::kInstances);
   SpinGuard guard(ready_lock_);
   list_init(ready_);
   overflow_ = no_scan();
 }
 
-Instance::~Instance() { delete[] buckets_; }
+Instance::~Instance() {
+  delete[] buckets_;
+  count_down(Counter::kInstances);
+}
 
 Result<Ref<File>> Instance::create(int status_flags) noexcept {
   auto* ep = new (std::nothrow) Instance(status_flags);
@@ -343,6 +348,7 @@ Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
     g_user_watches.fetch_sub(1, std::memory_order_relaxed);
     return Error{ENOMEM};
   }
+  count_up(Counter::kWatches);
   w->file = target;
   w->instance = this;
   w->fd = fd;
@@ -444,7 +450,13 @@ void Instance::remove(Watch* w) noexcept {
     }
   }
   g_user_watches.fetch_sub(1, std::memory_order_relaxed);
-  rcu::retire(&w->rcu, [](void* object) { delete static_cast<Watch*>(object); }, w);
+  rcu::retire(
+      &w->rcu,
+      [](void* object) {
+        delete static_cast<Watch*>(object);
+        count_down(Counter::kWatches);
+      },
+      w);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,9 +15,14 @@ char g_grace_period_token;
 }
 #define UEPOLL_GRACE_RELEASE() __tsan_release(&g_grace_period_token)
 #define UEPOLL_GRACE_ACQUIRE() __tsan_acquire(&g_grace_period_token)
+// The hand-over of a retired object to liburcu's callback thread goes through its own queue.
+#define UEPOLL_HANDOVER_RELEASE(p) __tsan_release(p)
+#define UEPOLL_HANDOVER_ACQUIRE(p) __tsan_acquire(p)
 #else
 #define UEPOLL_GRACE_RELEASE() ((void)0)
 #define UEPOLL_GRACE_ACQUIRE() ((void)0)
+#define UEPOLL_HANDOVER_RELEASE(p) ((void)(p))
+#define UEPOLL_HANDOVER_ACQUIRE(p) ((void)(p))
 #endif
 
 namespace uepoll::rcu {
@@ -28,6 +33,7 @@ namespace {
 
 void run_free(struct rcu_head* h) {
   UEPOLL_GRACE_ACQUIRE();
+  UEPOLL_HANDOVER_ACQUIRE(h);
   Head* head = reinterpret_cast<Head*>(h);  // rcu_head is Head's first member
   head->free_fn(head->object);
 }
@@ -44,6 +50,7 @@ ReadGuard::~ReadGuard() {
 void retire(Head* head, FreeFn free_fn, void* object) noexcept {
   head->free_fn = free_fn;
   head->object = object;
+  UEPOLL_HANDOVER_RELEASE(head);
   urcu_bp_call_rcu(reinterpret_cast<struct rcu_head*>(head), run_free);
 }
 

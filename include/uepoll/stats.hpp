@@ -1,0 +1,27 @@
+// Introspection for tests and benchmarks: how many objects are alive, and how often the
+// process-wide mutexes were taken.
+//
+// Live-object counts exist only in builds configured with UEPOLL_STATS=ON (the debug and
+// sanitizer presets); a release build keeps no shared counters on its hot paths.
+#pragma once
+
+#include <cstdint>
+
+namespace uepoll::stats {
+
+struct Snapshot {
+  long files = 0;      // File objects not yet freed (epoll instances included)
+  long instances = 0;  // epoll instances not yet freed
+  long watches = 0;    // epoll items (registrations) not yet freed
+  long user_watches = 0;  // items counted against max_user_watches
+  /// Acquisitions of the nesting mutex (EPOLL_CTL_ADD with loop/path checks).
+  std::uint64_t nesting_mutex = 0;
+};
+
+/// True when the live-object counts are kept (UEPOLL_STATS builds).
+bool enabled() noexcept;
+
+/// Waits for every deferred (RCU) free queued so far, then reads the counters.
+Snapshot quiesce_and_read() noexcept;
+
+}  // namespace uepoll::stats

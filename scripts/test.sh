@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds and runs every test suite: the debug build (warnings as errors), the Clang build with
+# thread-safety analysis, AddressSanitizer+UBSan and ThreadSanitizer. Installs what is missing.
+#   scripts/test.sh            all of it (what CI runs)
+#   scripts/test.sh debug      one preset only (debug, clang-tsa, asan-ubsan, tsan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+presets=("$@")
+((${#presets[@]})) || presets=(debug clang-tsa asan-ubsan tsan)
+jobs=$(nproc)
+
+for preset in "${presets[@]}"; do
+  echo "=== ${preset}: build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j"$jobs"
+  echo "=== ${preset}: test"
+  ctest --preset "$preset" -j"$jobs"
+done
+echo "=== all test presets passed: ${presets[*]}"

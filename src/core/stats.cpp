@@ -1,0 +1,35 @@
+#include "uepoll/stats.hpp"
+
+#include "core/stats.hpp"
+#include "epoll/instance.hpp"
+#include "sync/rcu.hpp"
+
+namespace uepoll::stats {
+
+bool enabled() noexcept {
+#if defined(UEPOLL_STATS)
+  return true;
+#else
+  return false;
+#endif
+}
+
+Snapshot quiesce_and_read() noexcept {
+  // Frees may queue further frees (an item's free never does, an instance's never does), so
+  // one barrier suffices; a second one is cheap insurance against a free queued during the first.
+  rcu::barrier();
+  rcu::barrier();
+  Snapshot s;
+#if defined(UEPOLL_STATS)
+  using detail::Counter;
+  using detail::g_live;
+  s.files = g_live[static_cast<int>(Counter::kFiles)].load(std::memory_order_relaxed);
+  s.instances = g_live[static_cast<int>(Counter::kInstances)].load(std::memory_order_relaxed);
+  s.watches = g_live[static_cast<int>(Counter::kWatches)].load(std::memory_order_relaxed);
+#endif
+  s.user_watches = detail::user_watches();
+  s.nesting_mutex = detail::nesting_mutex_acquisitions();
+  return s;
+}
+
+}  // namespace uepoll::stats
