@@ -19,18 +19,24 @@
 
 #include "uepoll/fd_table.hpp"
 #include "uepoll/file.hpp"
+#include "uepoll/lock_mode.hpp"
 #include "uepoll/result.hpp"
 
 namespace uepoll {
 
 class Process {
  public:
-  explicit Process(int fd_limit = FdTable::default_limit()) noexcept : fds_(fd_limit) {}
+  explicit Process(LockMode mode = LockMode::kFine,
+                   int fd_limit = FdTable::default_limit()) noexcept
+      : fds_(fd_limit), mode_(mode) {}
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  /// The process behind the C API.
+  /// The process behind the C API; its lock mode comes from UEPOLL_LOCK_MODE.
   static Process& global() noexcept;
+
+  /// The lock mode of the epoll instances this process creates.
+  LockMode lock_mode() const noexcept { return mode_; }
 
   FdTable& fds() noexcept { return fds_; }
 
@@ -82,6 +88,7 @@ class Process {
                           bool nonblocking, const sigset_t* sigmask) noexcept;
 
   FdTable fds_;
+  const LockMode mode_;
 };
 
 /// max_user_watches: the most epoll items that may exist at once, process-wide (Linux counts

@@ -14,8 +14,9 @@ struct Snapshot {
   long instances = 0;  // epoll instances not yet freed
   long watches = 0;    // epoll items (registrations) not yet freed
   long user_watches = 0;  // items counted against max_user_watches
-  /// Acquisitions of the nesting mutex (EPOLL_CTL_ADD with loop/path checks).
-  std::uint64_t nesting_mutex = 0;
+  /// Acquisitions of the process-wide epoll mutex: EPOLL_CTL_ADD with loop/path checks, and the
+  /// close paths of LockMode::kLegacy instances.
+  std::uint64_t global_mutex = 0;
 };
 
 /// True when the live-object counts are kept (UEPOLL_STATS builds).

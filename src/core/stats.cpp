@@ -28,7 +28,7 @@ Snapshot quiesce_and_read() noexcept {
   s.watches = g_live[static_cast<int>(Counter::kWatches)].load(std::memory_order_relaxed);
 #endif
   s.user_watches = detail::user_watches();
-  s.nesting_mutex = detail::nesting_mutex_acquisitions();
+  s.global_mutex = detail::global_mutex_acquisitions();
   return s;
 }
 

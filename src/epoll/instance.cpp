@@ -79,7 +79,8 @@ long user_watches() noexcept { return g_user_watches.load(std::memory_order_rela
 // ---------------------------------------------------------------------------------------------
 // Life cycle
 
-Instance::Instance(int status_flags) noexcept : File(EpollTag{}, status_flags) {
+Instance::Instance(int status_flags, LockMode mode) noexcept
+    : File(EpollTag{}, status_flags), legacy_(mode == LockMode::kLegacy) {
   count_up(Counter::kInstances);
   SpinGuard guard(ready_lock_);
   list_init(ready_);
@@ -91,8 +92,8 @@ Instance::~Instance() {
   count_down(Counter::kInstances);
 }
 
-Result<Ref<File>> Instance::create(int status_flags) noexcept {
-  auto* ep = new (std::nothrow) Instance(status_flags);
+Result<Ref<File>> Instance::create(int status_flags, LockMode mode) noexcept {
+  auto* ep = new (std::nothrow) Instance(status_flags, mode);
   if (ep == nullptr) {
     return Error{ENOMEM};
   }
@@ -122,6 +123,10 @@ void Instance::release() noexcept {
     File* pinned[kBatch];
     int n = 0;
     {
+      std::optional<GlobalMutexLock> legacy;
+      if (legacy_) {
+        legacy.emplace();
+      }
       MutexLock lock(ctl_mutex_);
       while (bucket < bucket_count_ && n < kBatch) {
         Watch* w = buckets_[bucket];
@@ -168,6 +173,10 @@ void epoll_release_file(File& file) noexcept {
 void Instance::release_watch(Watch* w) noexcept {
   Instance* ep = w->instance;
   {
+    std::optional<GlobalMutexLock> legacy;
+    if (ep->legacy_) {
+      legacy.emplace();  // the pre-6.4 design: every release of a watched file, serialised
+    }
     MutexLock lock(ep->ctl_mutex_);
     ep->remove(w);
   }

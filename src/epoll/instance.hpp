@@ -1,7 +1,8 @@
 // The epoll instance (Linux's struct eventpoll) and the item (struct epitem, here Watch).
 //
 // LOCKING (outermost first; see docs/locking.md for the full rules and the removal paths)
-//   L1 g_nesting_mutex        process-wide; only EPOLL_CTL_ADD that needs the loop/path checks
+//   L1 g_nesting_mutex        process-wide; EPOLL_CTL_ADD with loop/path checks, and in
+//                             LockMode::kLegacy also the close paths (Linux's old epmutex)
 //   L2 Instance::ctl_mutex_   interest set, harvests, item removal; several may be held along
 //                             a nesting chain, always parent before child
 //   L3 File::watchers_lock_   a watched file's list of items
@@ -20,6 +21,7 @@
 #include "sync/rcu.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/file.hpp"
+#include "uepoll/lock_mode.hpp"
 #include "uepoll/sync.hpp"
 
 namespace uepoll {
@@ -83,8 +85,8 @@ class NestingCheck;
 
 class Instance final : public File {
  public:
-  /// The lock modes of issue "legacy": kFine takes no process-wide lock on the release paths.
-  static Result<Ref<File>> create(int status_flags) noexcept;
+  /// A new instance; `mode` decides whether its close paths take the process-wide mutex.
+  static Result<Ref<File>> create(int status_flags, LockMode mode) noexcept;
 
   static Instance* from(File* f) noexcept { return static_cast<Instance*>(f); }
 
@@ -120,7 +122,7 @@ class Instance final : public File {
   }
 
  private:
-  explicit Instance(int status_flags) noexcept;
+  Instance(int status_flags, LockMode mode) noexcept;
   ~Instance() override;
   void release() noexcept override;
   void destroy() noexcept override;
@@ -181,6 +183,8 @@ class Instance final : public File {
   /// Parents watching this instance and poll() callers.
   WaitQueue poll_wait_;
 
+  const bool legacy_;  // LockMode::kLegacy
+
   /// One for the instance's file, one per Watch; the last put frees the memory (after RCU).
   std::atomic<long> instance_refs_{1};
   rcu::Head rcu_;
@@ -191,8 +195,17 @@ long max_user_watches() noexcept;
 void set_max_user_watches(long limit) noexcept;
 long user_watches() noexcept;
 
+/// Holds the process-wide epoll mutex (g_nesting_mutex) for a scope, counting acquisitions.
+class GlobalMutexLock {
+ public:
+  GlobalMutexLock() noexcept;
+  ~GlobalMutexLock();
+  GlobalMutexLock(const GlobalMutexLock&) = delete;
+  GlobalMutexLock& operator=(const GlobalMutexLock&) = delete;
+};
+
 /// The loop and path checks for an ADD that needs them (nesting.cpp). Holds g_nesting_mutex
-/// from begin() to the destructor.
+/// from the constructor to the destructor.
 class NestingCheck {
  public:
   NestingCheck() noexcept;
@@ -218,8 +231,8 @@ class NestingCheck {
 /// test, which closes the race of a fast-path ADD with a concurrent check).
 bool check_in_flight_visited(const Instance* ep) noexcept;
 
-/// Number of times g_nesting_mutex was taken (tests: zero on the close paths).
-std::uint64_t nesting_mutex_acquisitions() noexcept;
+/// Number of times g_nesting_mutex was taken (tests: zero on the close paths in kFine mode).
+std::uint64_t global_mutex_acquisitions() noexcept;
 
 }  // namespace detail
 }  // namespace uepoll

@@ -16,7 +16,7 @@ Mutex g_nesting_mutex;
 // Stamps the instances a check has visited; bumped at both ends of every check, so a stamp
 // equal to the current value means "visited by the check in flight". Written under
 // g_nesting_mutex, read without it by the fast-path test.
-std::atomic<std::uint64_t> g_check_gen{0};
+std::atomic<std::uint64_t> g_check_gen{1};  // never 0, the stamp of a fresh instance
 std::atomic<std::uint64_t> g_nesting_acquisitions{0};
 
 // Most wake-up paths allowed from a file, by the number of instances above the first one.
@@ -30,22 +30,31 @@ bool check_in_flight_visited(const Instance* ep) noexcept {
          g_check_gen.load(std::memory_order_acquire);
 }
 
-std::uint64_t nesting_mutex_acquisitions() noexcept {
+std::uint64_t global_mutex_acquisitions() noexcept {
   return g_nesting_acquisitions.load(std::memory_order_relaxed);
 }
 
-NestingCheck::NestingCheck() noexcept {
+GlobalMutexLock::GlobalMutexLock() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  g_nesting_mutex.lock();
+  g_nesting_acquisitions.fetch_add(1, std::memory_order_relaxed);
+}
+
+GlobalMutexLock::~GlobalMutexLock() UEPOLL_NO_THREAD_SAFETY_ANALYSIS { g_nesting_mutex.unlock(); }
+
+NestingCheck::NestingCheck() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
   g_nesting_mutex.lock();
   g_nesting_acquisitions.fetch_add(1, std::memory_order_relaxed);
   g_check_gen.fetch_add(1, std::memory_order_acq_rel);
 }
 
-NestingCheck::~NestingCheck() {
+NestingCheck::~NestingCheck() UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  g_check_gen.fetch_add(1, std::memory_order_acq_rel);
+  g_nesting_mutex.unlock();
+  // The pins are dropped after the mutex: a pin may be a file's last reference, and its release
+  // takes the mutex in LockMode::kLegacy.
   for (File* f : files_) {
     f->put();
   }
-  g_check_gen.fetch_add(1, std::memory_order_acq_rel);
-  g_nesting_mutex.unlock();
 }
 
 void NestingCheck::add_file(File* file) noexcept {

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <new>
 
 #include "epoll/instance.hpp"
@@ -51,7 +53,8 @@ IoFlags io_flags(const File& f, int msg_flags = 0) noexcept {
 }  // namespace
 
 Process& Process::global() noexcept {
-  static Process* process = new Process();  // never destroyed: threads may outlive main()
+  // Never destroyed: other threads may still use it while static destructors run.
+  static Process* process = new Process(lock_mode_from_environment());
   return *process;
 }
 
@@ -73,7 +76,7 @@ Result<int> Process::epoll_create1(int flags) noexcept {
   if ((flags & ~EPOLL_CLOEXEC) != 0) {
     return Error{EINVAL};
   }
-  Result<Ref<File>> ep = detail::Instance::create(0);
+  Result<Ref<File>> ep = detail::Instance::create(0, mode_);
   if (!ep) {
     return Error{ep.error()};
   }
@@ -533,7 +536,16 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Limits
+// Limits and modes
+
+LockMode lock_mode_from_environment() noexcept {
+  static const LockMode mode = [] {
+    const char* value = std::getenv("UEPOLL_LOCK_MODE");
+    return value != nullptr && std::string_view(value) == "legacy" ? LockMode::kLegacy
+                                                                    : LockMode::kFine;
+  }();
+  return mode;
+}
 
 long max_user_watches() noexcept { return detail::max_user_watches(); }
 
