@@ -17,7 +17,17 @@ struct Snapshot {
   /// Acquisitions of the process-wide epoll mutex: EPOLL_CTL_ADD with loop/path checks, and the
   /// close paths of LockMode::kLegacy instances.
   std::uint64_t global_mutex = 0;
+
+  // Kept only while timing is on (set_timing): nanoseconds the process-wide mutex was held, and
+  // time spent in removal path C (the last close of a watched file, Linux's
+  // eventpoll_release_file) with the number of such closes.
+  std::uint64_t global_mutex_hold_ns = 0;
+  std::uint64_t release_path_ns = 0;
+  std::uint64_t release_path_calls = 0;
 };
+
+/// Turns the timing counters on or off (off by default: each timed section reads the clock).
+void set_timing(bool on) noexcept;
 
 /// True when the live-object counts are kept (UEPOLL_STATS builds).
 bool enabled() noexcept;

@@ -43,7 +43,14 @@ void File::put() noexcept {
 
 void File::last_put() noexcept {
   if (watchers_.load(std::memory_order_acquire) != nullptr) {
-    detail::epoll_release_file(*this);
+    if (detail::timing()) {
+      const std::uint64_t start = detail::now_ns();
+      detail::epoll_release_file(*this);
+      detail::g_release_ns.fetch_add(detail::now_ns() - start, std::memory_order_relaxed);
+      detail::g_release_calls.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      detail::epoll_release_file(*this);
+    }
   }
   release();
   destroy();

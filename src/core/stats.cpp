@@ -29,7 +29,12 @@ Snapshot quiesce_and_read() noexcept {
 #endif
   s.user_watches = detail::user_watches();
   s.global_mutex = detail::global_mutex_acquisitions();
+  s.global_mutex_hold_ns = detail::g_global_hold_ns.load(std::memory_order_relaxed);
+  s.release_path_ns = detail::g_release_ns.load(std::memory_order_relaxed);
+  s.release_path_calls = detail::g_release_calls.load(std::memory_order_relaxed);
   return s;
 }
+
+void set_timing(bool on) noexcept { detail::g_timing.store(on, std::memory_order_relaxed); }
 
 }  // namespace uepoll::stats

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "sync/rcu.hpp"
@@ -202,6 +203,9 @@ class GlobalMutexLock {
   ~GlobalMutexLock();
   GlobalMutexLock(const GlobalMutexLock&) = delete;
   GlobalMutexLock& operator=(const GlobalMutexLock&) = delete;
+
+ private:
+  std::uint64_t acquired_ns_ = 0;  // when timing is on
 };
 
 /// The loop and path checks for an ADD that needs them (nesting.cpp). Holds g_nesting_mutex
@@ -222,6 +226,7 @@ class NestingCheck {
   int depth_above(Instance* ep) noexcept;
   bool count_paths(File* file, int depth, int* path_count) noexcept;
 
+  std::optional<GlobalMutexLock> lock_{std::in_place};
   Instance* inserting_into_ = nullptr;
   std::vector<File*> files_;  // pinned (one reference each) until the destructor
   bool out_of_memory_ = false;

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/file_access.hpp"
+#include "core/stats.hpp"
 #include "epoll/instance.hpp"
 
 namespace uepoll::detail {
@@ -37,19 +38,23 @@ std::uint64_t global_mutex_acquisitions() noexcept {
 GlobalMutexLock::GlobalMutexLock() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
   g_nesting_mutex.lock();
   g_nesting_acquisitions.fetch_add(1, std::memory_order_relaxed);
+  if (timing()) {
+    acquired_ns_ = now_ns();
+  }
 }
 
-GlobalMutexLock::~GlobalMutexLock() UEPOLL_NO_THREAD_SAFETY_ANALYSIS { g_nesting_mutex.unlock(); }
-
-NestingCheck::NestingCheck() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
-  g_nesting_mutex.lock();
-  g_nesting_acquisitions.fetch_add(1, std::memory_order_relaxed);
-  g_check_gen.fetch_add(1, std::memory_order_acq_rel);
-}
-
-NestingCheck::~NestingCheck() UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
-  g_check_gen.fetch_add(1, std::memory_order_acq_rel);
+GlobalMutexLock::~GlobalMutexLock() UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  if (acquired_ns_ != 0) {
+    g_global_hold_ns.fetch_add(now_ns() - acquired_ns_, std::memory_order_relaxed);
+  }
   g_nesting_mutex.unlock();
+}
+
+NestingCheck::NestingCheck() noexcept { g_check_gen.fetch_add(1, std::memory_order_acq_rel); }
+
+NestingCheck::~NestingCheck() {
+  g_check_gen.fetch_add(1, std::memory_order_acq_rel);
+  lock_.reset();
   // The pins are dropped after the mutex: a pin may be a file's last reference, and its release
   // takes the mutex in LockMode::kLegacy.
   for (File* f : files_) {
