@@ -79,8 +79,12 @@ long user_watches() noexcept { return g_user_watches.load(std::memory_order_rela
 // ---------------------------------------------------------------------------------------------
 // Life cycle
 
+#if defined(UEPOLL_WITHOUT_LEGACY_MODE)
+Instance::Instance(int status_flags, LockMode) noexcept : File(EpollTag{}, status_flags) {
+#else
 Instance::Instance(int status_flags, LockMode mode) noexcept
     : File(EpollTag{}, status_flags), legacy_(mode == LockMode::kLegacy) {
+#endif
   count_up(Counter::kInstances);
   SpinGuard guard(ready_lock_);
   list_init(ready_);

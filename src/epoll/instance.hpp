@@ -184,7 +184,12 @@ class Instance final : public File {
   /// Parents watching this instance and poll() callers.
   WaitQueue poll_wait_;
 
+#if defined(UEPOLL_WITHOUT_LEGACY_MODE)
+  // Built without the legacy mode, to measure what the mode's branch costs on the fine path.
+  static constexpr bool legacy_ = false;
+#else
   const bool legacy_;  // LockMode::kLegacy
+#endif
 
   /// One for the instance's file, one per Watch; the last put frees the memory (after RCU).
   std::atomic<long> instance_refs_{1};
