@@ -92,6 +92,9 @@ class PipeEnd final : public File {
   }
 
   Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
+    if (count == 0) {
+      return size_t{0};  // Linux returns before looking for readers
+    }
     const auto* data = static_cast<const std::uint8_t*>(buf);
     size_t done = 0;
     for (Waiter waiter;;) {
@@ -200,6 +203,9 @@ class PipeEnd final : public File {
         if (!slot.page) {
           slot.page.reset(new (std::nothrow) std::uint8_t[kPageSize]);
           if (!slot.page) {
+            if (put == 0) {
+              return Error{ENOMEM};
+            }
             break;
           }
         }
@@ -212,7 +218,7 @@ class PipeEnd final : public File {
       }
     }
     if (put == 0) {
-      return count == 0 ? Result<size_t>(size_t{0}) : Result<size_t>(Error{EAGAIN});
+      return Error{EAGAIN};  // full
     }
     // Every write wakes the readers, full or not: EPOLLET sees an edge per write (Linux 5.14+).
     p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
