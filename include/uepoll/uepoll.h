@@ -12,9 +12,11 @@
 #ifndef UEPOLL_UEPOLL_H
 #define UEPOLL_UEPOLL_H
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
