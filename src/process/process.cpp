@@ -280,12 +280,12 @@ Result<void> Process::listen(int fd, int backlog) noexcept {
 }
 
 Result<int> Process::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
-  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
-    return Error{EINVAL};
-  }
   Ref<File> f = fds_.get(fd);
   if (!f) {
     return Error{EBADF};
+  }
+  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+    return Error{EINVAL};  // before ENOTSOCK, as on Linux 6.x
   }
   Result<Ref<File>> conn =
       f->accept(addr, len, (flags & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0, io_flags(*f));
