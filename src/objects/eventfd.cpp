@@ -28,12 +28,13 @@ class EventFd final : public File {
       SpinGuard guard(lock_);
       count = count_;
     }
+    // Linux's eventfd reports neither RDNORM nor WRNORM.
     PollMask mask = 0;
     if (count > 0) {
-      mask |= EPOLLIN | EPOLLRDNORM;
+      mask |= EPOLLIN;
     }
     if (count < kMaxCount) {
-      mask |= EPOLLOUT | EPOLLWRNORM;
+      mask |= EPOLLOUT;
     }
     return mask;
   }

@@ -1,7 +1,8 @@
 // Pipes, modelled on Linux's page ring: up to 16 page buffers of 4096 bytes (65536 bytes in
 // all). A small write merges into the last page when it fits; otherwise it takes a new page.
 // Writable means "a page is free", which is why EPOLLOUT comes back only once 4096 bytes have
-// been read from a full pipe. Both ends hook both queues, as Linux's pipe_poll does.
+// been read from a full pipe. Each end hooks its own queue only (readers: read_wait, writers:
+// write_wait), as Linux's pipe_poll does.
 #include <pthread.h>
 #include <signal.h>
 
@@ -48,8 +49,12 @@ class PipeEnd final : public File {
 
   PollMask poll(PollTable* table) noexcept override {
     PipeState& p = *state_;
-    poll_wait(table, p.read_wait);
-    poll_wait(table, p.write_wait);
+    if (readable()) {
+      poll_wait(table, p.read_wait);
+    }
+    if (writable()) {
+      poll_wait(table, p.write_wait);
+    }
     SpinGuard guard(p.lock);
     PollMask mask = 0;
     if (readable()) {
@@ -154,13 +159,12 @@ class PipeEnd final : public File {
   Result<size_t> try_read(std::uint8_t* out, size_t count) noexcept {
     PipeState& p = *state_;
     size_t got = 0;
-    bool was_full;
+    bool wake_writers = false;  // only when a page of a full pipe was freed (Linux 6.x)
     {
       SpinGuard guard(p.lock);
       if (p.empty()) {
         return p.writers ? Result<size_t>(Error{EAGAIN}) : Result<size_t>(size_t{0});
       }
-      was_full = p.full();
       while (got < count && !p.empty()) {
         auto& slot = p.slots[p.tail % kSlots];
         size_t n = std::min<size_t>(slot.len, count - got);
@@ -169,11 +173,12 @@ class PipeEnd final : public File {
         slot.len -= static_cast<std::uint32_t>(n);
         got += n;
         if (slot.len == 0) {
+          wake_writers |= p.full();
           ++p.tail;
         }
       }
     }
-    if (was_full) {
+    if (wake_writers) {
       p.write_wait.wake(EPOLLOUT | EPOLLWRNORM);
     }
     return got;
@@ -187,7 +192,7 @@ class PipeEnd final : public File {
     {
       SpinGuard guard(p.lock);
       if (!p.readers) {
-        return Error{EPIPE};
+        return Error{EPIPE};  // no reader left: nobody to wake
       }
       size_t chars = count & (kPageSize - 1);
       if (first && chars != 0 && !p.empty()) {
@@ -217,11 +222,12 @@ class PipeEnd final : public File {
         put += n;
       }
     }
+    // Every write attempt wakes the readers, even one that found the pipe full: EPOLLET users
+    // see an edge per write (Linux 5.14+ wakes whenever the pipe has been polled).
+    p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
     if (put == 0) {
       return Error{EAGAIN};  // full
     }
-    // Every write wakes the readers, full or not: EPOLLET sees an edge per write (Linux 5.14+).
-    p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
     return put;
   }
 

@@ -217,7 +217,17 @@ Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) 
     return Error{EAFNOSUPPORT};
   }
   if (domain == AF_INET || domain == AF_INET6) {
-    return Error{EOPNOTSUPP};  // Linux has no socketpair for IP sockets
+    // Linux creates the first socket (checking type and protocol), then finds no socketpair.
+    if (type == SOCK_STREAM && protocol != 0 && protocol != IPPROTO_TCP) {
+      return Error{EPROTONOSUPPORT};
+    }
+    if (type == SOCK_DGRAM && protocol != 0 && protocol != IPPROTO_UDP) {
+      return Error{EPROTONOSUPPORT};
+    }
+    if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_RAW) {
+      return Error{ESOCKTNOSUPPORT};
+    }
+    return Error{EOPNOTSUPP};
   }
   if (domain != AF_UNIX) {
     return Error{EAFNOSUPPORT};
