@@ -8,7 +8,6 @@
 
 namespace uepoll {
 
-static_assert(File::kRcuHeadSize >= sizeof(rcu::Head), "File's RCU storage is too small");
 
 File::File(int access_mode, int status_flags) noexcept
     : access_mode_(access_mode), status_flags_(status_flags & O_NONBLOCK) {
@@ -57,8 +56,7 @@ void File::last_put() noexcept {
 }
 
 void File::destroy() noexcept {
-  rcu::retire(reinterpret_cast<rcu::Head*>(rcu_head_),
-              [](void* object) { delete static_cast<File*>(object); }, this);
+  rcu::retire([](void* object) { delete static_cast<File*>(object); }, this);
 }
 
 Result<size_t> File::read(void*, size_t, IoFlags) noexcept { return Error{EINVAL}; }

@@ -106,7 +106,7 @@ Result<Ref<File>> Instance::create(int status_flags, LockMode mode) noexcept {
 
 void Instance::put_instance() noexcept {
   if (instance_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    rcu::retire(&rcu_, [](void* object) { delete static_cast<Instance*>(object); }, this);
+    rcu::retire([](void* object) { delete static_cast<Instance*>(object); }, this);
   }
 }
 
@@ -464,7 +464,6 @@ void Instance::remove(Watch* w) noexcept {
   }
   g_user_watches.fetch_sub(1, std::memory_order_relaxed);
   rcu::retire(
-      &w->rcu,
       [](void* object) {
         delete static_cast<Watch*>(object);
         count_down(Counter::kWatches);

@@ -79,7 +79,6 @@ struct Watch : ReadyNode {
   std::atomic<Watch*>* file_pprev = nullptr;
 
   WatchHook hook;  // hooks guarded by the instance's ctl_mutex_ (hooking and unhooking)
-  rcu::Head rcu;
 };
 
 class NestingCheck;
@@ -193,7 +192,6 @@ class Instance final : public File {
 
   /// One for the instance's file, one per Watch; the last put frees the memory (after RCU).
   std::atomic<long> instance_refs_{1};
-  rcu::Head rcu_;
 };
 
 /// Global watch accounting (Linux's per-user epoll_watches against max_user_watches).

@@ -5,20 +5,15 @@
 // What uepoll reads under RCU: descriptor table slots (lookup + File::try_get), a file's watcher
 // list and each watch's instance during the nesting checks' upward walks. Everything those
 // readers can reach (File, Watch, Instance) is freed through retire(), never directly.
+//
+// Deferred frees are batched per thread: retire() appends to the calling thread's batch and
+// hands a full batch (kBatchSize objects) to liburcu as one callback. One call_rcu per object
+// made liburcu's callback thread the busiest thread of the connection-churn benchmark.
 #pragma once
-
-#include "uepoll/detail/thread_annotations.hpp"
 
 namespace uepoll::rcu {
 
 using FreeFn = void (*)(void* object);
-
-/// A reclaimable object embeds a Head (or storage for one) for its deferred free.
-struct Head {
-  void* opaque[2];  // liburcu's struct rcu_head (next, func), without exposing its header
-  FreeFn free_fn;
-  void* object;
-};
 
 /// Read-side critical section (nests; never blocks; cheap).
 class ReadGuard {
@@ -30,10 +25,12 @@ class ReadGuard {
 };
 
 /// Calls `free_fn(object)` after every read-side critical section that might see the object has
-/// ended. `head` lives inside the object. Never blocks.
-void retire(Head* head, FreeFn free_fn, void* object) noexcept;
+/// ended. Never blocks (unless memory for a batch cannot be had: then it waits for a grace
+/// period and frees at once).
+void retire(FreeFn free_fn, void* object) noexcept;
 
-/// Waits until every callback queued by retire() so far has run (tests and leak checks).
+/// Hands every thread's partial batch to liburcu and waits until all of them have been freed
+/// (tests, leak checks).
 void barrier() noexcept;
 
 }  // namespace uepoll::rcu

@@ -1,0 +1,435 @@
+#include "objects/unix_inet_common.hpp"
+
+#include <pthread.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace uepoll::sockcommon {
+
+// ---------------------------------------------------------------------------------------------
+// Chunks and byte queues
+
+Chunk* Chunk::create(std::size_t cap) noexcept {
+  void* mem = ::operator new(sizeof(Chunk) + cap, std::nothrow);
+  if (mem == nullptr) {
+    return nullptr;
+  }
+  auto* c = static_cast<Chunk*>(mem);
+  c->next = nullptr;
+  c->begin = 0;
+  c->end = 0;
+  c->cap = static_cast<std::uint32_t>(cap);
+  c->charge = 0;
+  return c;
+}
+
+void Chunk::destroy(Chunk* chunk) noexcept { ::operator delete(static_cast<void*>(chunk)); }
+
+void Chunk::destroy_list(Chunk* list) noexcept {
+  while (list != nullptr) {
+    Chunk* next = list->next;
+    destroy(list);
+    list = next;
+  }
+}
+
+void ByteQueue::push(Chunk* chunk) noexcept {
+  chunk->next = nullptr;
+  if (tail_ == nullptr) {
+    head_ = chunk;
+  } else {
+    tail_->next = chunk;
+  }
+  tail_ = chunk;
+  bytes_ += chunk->size();
+  charge_ += chunk->charge;
+}
+
+std::size_t ByteQueue::copy_out(unsigned char* out, std::size_t n, std::size_t skip, bool consume,
+                                Chunk** freed) noexcept {
+  std::size_t done = 0;
+  Chunk* c = head_;
+  while (c != nullptr && skip >= c->size()) {
+    skip -= c->size();
+    c = c->next;
+  }
+  while (c != nullptr && done < n) {
+    std::size_t take = std::min<std::size_t>(c->size() - skip, n - done);
+    std::memcpy(out + done, c->data() + c->begin + skip, take);
+    done += take;
+    skip = 0;
+    Chunk* next = c->next;
+    if (consume) {
+      c->begin += static_cast<std::uint32_t>(take);
+      bytes_ -= take;
+      if (c->size() == 0) {
+        head_ = next;
+        if (head_ == nullptr) {
+          tail_ = nullptr;
+        }
+        charge_ -= c->charge;
+        c->next = *freed;
+        *freed = c;
+      }
+    }
+    c = next;
+  }
+  return done;
+}
+
+Chunk* ByteQueue::take_all() noexcept {
+  Chunk* all = head_;
+  head_ = nullptr;
+  tail_ = nullptr;
+  bytes_ = 0;
+  charge_ = 0;
+  return all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// User-memory conventions
+
+Result<void> put_option(void* val, socklen_t* len, const void* src, std::size_t size) noexcept {
+  if (len == nullptr) {
+    return Error{EFAULT};
+  }
+  int want = static_cast<int>(*len);
+  if (want < 0) {
+    return Error{EINVAL};
+  }
+  std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(want), size);
+  if (n > 0) {
+    if (val == nullptr) {
+      return Error{EFAULT};
+    }
+    std::memcpy(val, src, n);
+  }
+  *len = static_cast<socklen_t>(n);
+  return {};
+}
+
+Result<int> get_int_option(const void* val, socklen_t len) noexcept {
+  if (len < sizeof(int)) {
+    return Error{EINVAL};
+  }
+  if (val == nullptr) {
+    return Error{EFAULT};
+  }
+  int v;
+  std::memcpy(&v, val, sizeof v);
+  return v;
+}
+
+Result<void> put_sockaddr(sockaddr* addr, socklen_t* len, const void* src,
+                          socklen_t size) noexcept {
+  if (len == nullptr) {
+    return Error{EFAULT};
+  }
+  int want = static_cast<int>(*len);
+  if (want < 0) {
+    return Error{EINVAL};
+  }
+  socklen_t n = std::min<socklen_t>(static_cast<socklen_t>(want), size);
+  if (n > 0) {
+    if (addr == nullptr) {
+      return Error{EFAULT};
+    }
+    std::memcpy(addr, src, n);
+  }
+  *len = size;
+  return {};
+}
+
+Result<void> check_sockaddr_in(const sockaddr* addr, socklen_t len) noexcept {
+  if (static_cast<int>(len) < 0 || len > sizeof(sockaddr_storage)) {
+    return Error{EINVAL};
+  }
+  if (len > 0 && addr == nullptr) {
+    return Error{EFAULT};
+  }
+  return {};
+}
+
+void raise_sigpipe() noexcept { pthread_kill(pthread_self(), SIGPIPE); }
+
+// ---------------------------------------------------------------------------------------------
+// Host defaults
+
+namespace {
+
+long read_sysctl(const char* path, long fallback) noexcept {
+  FILE* f = std::fopen(path, "re");
+  if (f == nullptr) {
+    return fallback;
+  }
+  long v = fallback;
+  if (std::fscanf(f, "%ld", &v) != 1) {
+    v = fallback;
+  }
+  std::fclose(f);
+  return v;
+}
+
+int clamp_int(long v) noexcept { return static_cast<int>(std::clamp<long>(v, 0, INT_MAX)); }
+
+}  // namespace
+
+int wmem_default() noexcept {
+  static const int v = clamp_int(read_sysctl("/proc/sys/net/core/wmem_default", 212992));
+  return v;
+}
+int wmem_max() noexcept {
+  static const int v = clamp_int(read_sysctl("/proc/sys/net/core/wmem_max", 212992));
+  return v;
+}
+int rmem_default() noexcept {
+  static const int v = clamp_int(read_sysctl("/proc/sys/net/core/rmem_default", 212992));
+  return v;
+}
+int rmem_max() noexcept {
+  static const int v = clamp_int(read_sysctl("/proc/sys/net/core/rmem_max", 212992));
+  return v;
+}
+int somaxconn() noexcept {
+  static const int v = clamp_int(read_sysctl("/proc/sys/net/core/somaxconn", 4096));
+  return v;
+}
+
+void local_port_range(int* low, int* high) noexcept {
+  struct Range {
+    int low = 32768;
+    int high = 60999;
+    Range() noexcept {
+      FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+      if (f != nullptr) {
+        int a = 0;
+        int b = 0;
+        if (std::fscanf(f, "%d %d", &a, &b) == 2 && a > 0 && b >= a && b < 65536) {
+          low = a;
+          high = b;
+        }
+        std::fclose(f);
+      }
+    }
+  };
+  static const Range range;
+  *low = range.low;
+  *high = range.high;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SOL_SOCKET options
+
+void SockOptions::copy_from(const SockOptions& o) noexcept {
+  auto copy = [](auto& to, const auto& from) {
+    to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  };
+  copy(reuseaddr, o.reuseaddr);
+  copy(reuseport, o.reuseport);
+  copy(keepalive, o.keepalive);
+  copy(broadcast, o.broadcast);
+  copy(oobinline, o.oobinline);
+  copy(priority, o.priority);
+  copy(rcvlowat, o.rcvlowat);
+  copy(passcred, o.passcred);
+  copy(sndbuf, o.sndbuf);
+  copy(rcvbuf, o.rcvbuf);
+  copy(linger_onoff, o.linger_onoff);
+  copy(linger_secs, o.linger_secs);
+  copy(rcvtimeo, o.rcvtimeo);
+  copy(sndtimeo, o.sndtimeo);
+}
+
+namespace {
+
+// Linux's minimum buffer sizes (SOCK_MIN_SNDBUF / SOCK_MIN_RCVBUF on x86-64).
+constexpr int kMinSndbuf = 4608;
+constexpr int kMinRcvbuf = 2304;
+
+int load(const std::atomic<int>& a) noexcept { return a.load(std::memory_order_relaxed); }
+
+Result<void> put_timeout(void* val, socklen_t* len, TimeoutUs t) noexcept {
+  timeval tv{};
+  if (t > 0) {
+    tv.tv_sec = static_cast<time_t>(t / 1'000'000);
+    tv.tv_usec = static_cast<suseconds_t>(t % 1'000'000);
+  }
+  return put_option(val, len, &tv, sizeof tv);
+}
+
+Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t len) noexcept {
+  timeval tv{};
+  if (len < sizeof tv) {
+    return Error{EINVAL};
+  }
+  if (val == nullptr) {
+    return Error{EFAULT};
+  }
+  std::memcpy(&tv, val, sizeof tv);
+  if (tv.tv_usec < 0 || tv.tv_usec >= 1'000'000) {
+    return Error{EDOM};
+  }
+  TimeoutUs t;
+  if (tv.tv_sec < 0) {
+    t = -1;  // Linux: a zero timeout, i.e. never wait
+  } else if (tv.tv_sec == 0 && tv.tv_usec == 0) {
+    t = 0;  // no timeout
+  } else {
+    t = static_cast<TimeoutUs>(tv.tv_sec) * 1'000'000 + tv.tv_usec;
+  }
+  to.store(t, std::memory_order_relaxed);
+  return {};
+}
+
+}  // namespace
+
+Result<void> get_common_option(const SockOptions& o, const SockIdentity& id, int name, void* val,
+                               socklen_t* len) noexcept {
+  switch (name) {
+    case SO_TYPE:
+      return put_int_option(val, len, SOCK_STREAM);
+    case SO_DOMAIN:
+      return put_int_option(val, len, id.domain);
+    case SO_PROTOCOL:
+      return put_int_option(val, len, id.protocol);
+    case SO_ACCEPTCONN:
+      return put_int_option(val, len, id.accepting ? 1 : 0);
+    case SO_REUSEADDR:
+      return put_int_option(val, len, load(o.reuseaddr));
+    case SO_REUSEPORT:
+      return put_int_option(val, len, load(o.reuseport));
+    case SO_KEEPALIVE:
+      return put_int_option(val, len, load(o.keepalive));
+    case SO_BROADCAST:
+      return put_int_option(val, len, load(o.broadcast));
+    case SO_OOBINLINE:
+      return put_int_option(val, len, load(o.oobinline));
+    case SO_PRIORITY:
+      return put_int_option(val, len, load(o.priority));
+    case SO_RCVLOWAT:
+      return put_int_option(val, len, load(o.rcvlowat));
+    case SO_SNDLOWAT:
+      return put_int_option(val, len, 1);
+    case SO_PASSCRED:
+      return put_int_option(val, len, load(o.passcred));
+    case SO_SNDBUF:
+      return put_int_option(val, len, load(o.sndbuf));
+    case SO_RCVBUF:
+      return put_int_option(val, len, load(o.rcvbuf));
+    case SO_LINGER: {
+      linger l{load(o.linger_onoff), load(o.linger_secs)};
+      return put_option(val, len, &l, sizeof l);
+    }
+    case SO_RCVTIMEO:
+      return put_timeout(val, len, o.rcvtimeo.load(std::memory_order_relaxed));
+    case SO_SNDTIMEO:
+      return put_timeout(val, len, o.sndtimeo.load(std::memory_order_relaxed));
+    default:
+      return Error{ENOPROTOOPT};
+  }
+}
+
+Result<void> set_common_option(SockOptions& o, int name, const void* val,
+                               socklen_t len) noexcept {
+  // Timeouts take a struct timeval, checked before the generic int argument.
+  if (name == SO_RCVTIMEO) {
+    return set_timeout(o.rcvtimeo, val, len);
+  }
+  if (name == SO_SNDTIMEO) {
+    return set_timeout(o.sndtimeo, val, len);
+  }
+  Result<int> iv = get_int_option(val, len);
+  if (!iv) {
+    return Error{iv.error()};
+  }
+  const int v = iv.value();
+  const int flag = v != 0 ? 1 : 0;
+  auto store = [](std::atomic<int>& a, int x) { a.store(x, std::memory_order_relaxed); };
+  switch (name) {
+    case SO_REUSEADDR:
+      store(o.reuseaddr, flag);
+      return {};
+    case SO_REUSEPORT:
+      store(o.reuseport, flag);
+      return {};
+    case SO_KEEPALIVE:
+      store(o.keepalive, flag);
+      return {};
+    case SO_BROADCAST:
+      store(o.broadcast, flag);
+      return {};
+    case SO_OOBINLINE:
+      store(o.oobinline, flag);
+      return {};
+    case SO_PASSCRED:
+      store(o.passcred, flag);
+      return {};
+    case SO_PRIORITY:
+      if ((v < 0 || v > 6) && geteuid() != 0) {
+        return Error{EPERM};
+      }
+      store(o.priority, v);
+      return {};
+    case SO_RCVLOWAT:
+      store(o.rcvlowat, v < 0 ? INT_MAX : std::max(v, 1));
+      return {};
+    case SO_SNDBUF:
+    case SO_SNDBUFFORCE: {
+      long n;
+      if (name == SO_SNDBUFFORCE) {
+        if (geteuid() != 0) {
+          return Error{EPERM};
+        }
+        n = std::max(v, 0);
+      } else {
+        n = std::min<long>(static_cast<unsigned>(v), wmem_max());
+      }
+      store(o.sndbuf, static_cast<int>(std::clamp<long>(n * 2, kMinSndbuf, INT_MAX)));
+      return {};
+    }
+    case SO_RCVBUF:
+    case SO_RCVBUFFORCE: {
+      long n;
+      if (name == SO_RCVBUFFORCE) {
+        if (geteuid() != 0) {
+          return Error{EPERM};
+        }
+        n = std::max(v, 0);
+      } else {
+        n = std::min<long>(static_cast<unsigned>(v), rmem_max());
+      }
+      store(o.rcvbuf, static_cast<int>(std::clamp<long>(n * 2, kMinRcvbuf, INT_MAX)));
+      return {};
+    }
+    case SO_LINGER: {
+      linger l{};
+      if (len < sizeof l) {
+        return Error{EINVAL};
+      }
+      std::memcpy(&l, val, sizeof l);
+      store(o.linger_onoff, l.l_onoff != 0 ? 1 : 0);
+      store(o.linger_secs, l.l_linger);
+      return {};
+    }
+    default:
+      return Error{ENOPROTOOPT};
+  }
+}
+
+timespec deadline_after_us(TimeoutUs t) noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  long long ns = static_cast<long long>(now.tv_nsec) + (t % 1'000'000) * 1000;
+  now.tv_sec += static_cast<time_t>(t / 1'000'000 + ns / 1'000'000'000);
+  now.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  return now;
+}
+
+}  // namespace uepoll::sockcommon

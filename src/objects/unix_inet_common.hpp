@@ -1,0 +1,177 @@
+// Pieces shared by the two stream-socket objects (unix_stream.cpp, inet_stream.cpp): a chunked
+// byte queue, the getsockopt/setsockopt/sockaddr copy conventions of Linux's socket layer, the
+// SOL_SOCKET options every socket has, host sysctl defaults, and the SIGPIPE rule.
+//
+// Thread safety: ByteQueue is not synchronised (its owner's lock guards it); SockOptions is a set
+// of atomics; the free functions are thread-safe.
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "uepoll/result.hpp"
+
+namespace uepoll::sockcommon {
+
+/// Linux's sk_shutdown bits.
+constexpr unsigned kRcvShutdown = 1;
+constexpr unsigned kSendShutdown = 2;
+constexpr unsigned kShutdownMask = 3;
+
+/// Wake-up keys, as Linux's socket callbacks pass them.
+constexpr std::uint32_t kDataReadyKey = 0x001 | 0x002 | 0x040 | 0x080;  // IN|PRI|RDNORM|RDBAND
+constexpr std::uint32_t kWriteSpaceKey = 0x004 | 0x100 | 0x200;         // OUT|WRNORM|WRBAND
+
+/// One contiguous piece of queued data; the payload follows the header in the same allocation.
+struct Chunk {
+  Chunk* next;
+  std::uint32_t begin;   // first unread byte
+  std::uint32_t end;     // one past the last written byte
+  std::uint32_t cap;     // payload capacity
+  std::uint32_t charge;  // accounting units released when the chunk is fully read
+  unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
+  std::uint32_t size() const noexcept { return end - begin; }
+  std::uint32_t spare() const noexcept { return cap - end; }
+
+  /// A chunk with room for `cap` bytes, or null when memory is short (never throws).
+  static Chunk* create(std::size_t cap) noexcept;
+  static void destroy(Chunk* chunk) noexcept;
+  /// Frees a list linked through `next`.
+  static void destroy_list(Chunk* list) noexcept;
+};
+
+/// A FIFO of chunks with byte and charge totals.
+class ByteQueue {
+ public:
+  ByteQueue() = default;
+  ByteQueue(const ByteQueue&) = delete;
+  ByteQueue& operator=(const ByteQueue&) = delete;
+  ~ByteQueue() { Chunk::destroy_list(take_all()); }
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t bytes() const noexcept { return bytes_; }
+  std::size_t charge() const noexcept { return charge_; }
+  Chunk* tail() noexcept { return tail_; }
+
+  /// Appends a chunk holding at least one byte.
+  void push(Chunk* chunk) noexcept;
+  /// Records `n` bytes the caller has just written at the end of tail().
+  void grew_tail(std::size_t n) noexcept {
+    tail_->end += static_cast<std::uint32_t>(n);
+    bytes_ += n;
+  }
+  /// Copies up to `n` bytes, starting `skip` bytes into the queue, to `out`. When `consume`,
+  /// the bytes are removed (skip must be 0) and emptied chunks are moved onto `*freed` (the
+  /// caller frees them after dropping its lock). Returns the number of bytes copied.
+  std::size_t copy_out(unsigned char* out, std::size_t n, std::size_t skip, bool consume,
+                       Chunk** freed) noexcept;
+  /// Empties the queue; returns the chunks for the caller to free.
+  Chunk* take_all() noexcept;
+
+ private:
+  Chunk* head_ = nullptr;
+  Chunk* tail_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::size_t charge_ = 0;
+};
+
+// --- user-memory conventions of the socket layer ---
+
+/// getsockopt's copy-out: `*len` is read (EFAULT if `len` is null, EINVAL if negative),
+/// min(*len, size) bytes are copied and `*len` becomes that count.
+Result<void> put_option(void* val, socklen_t* len, const void* src, std::size_t size) noexcept;
+inline Result<void> put_int_option(void* val, socklen_t* len, int v) noexcept {
+  return put_option(val, len, &v, sizeof v);
+}
+/// setsockopt's int argument: EINVAL when shorter than an int, EFAULT for a null pointer.
+Result<int> get_int_option(const void* val, socklen_t len) noexcept;
+/// accept/getsockname's address copy-out: min(*len, size) bytes, then `*len = size`.
+Result<void> put_sockaddr(sockaddr* addr, socklen_t* len, const void* src, socklen_t size) noexcept;
+/// bind/connect's address copy-in checks: EINVAL for a length over sizeof(sockaddr_storage),
+/// EFAULT for a null address with a non-zero length.
+Result<void> check_sockaddr_in(const sockaddr* addr, socklen_t len) noexcept;
+
+/// Raises SIGPIPE in the calling thread (Linux's send_sig(SIGPIPE, current)).
+void raise_sigpipe() noexcept;
+
+// --- host defaults, read once from /proc/sys (fallback: Linux's defaults) ---
+int wmem_default() noexcept;  // net.core.wmem_default (212992)
+int wmem_max() noexcept;      // net.core.wmem_max
+int rmem_default() noexcept;  // net.core.rmem_default
+int rmem_max() noexcept;      // net.core.rmem_max
+int somaxconn() noexcept;     // net.core.somaxconn (4096)
+/// net.ipv4.ip_local_port_range.
+void local_port_range(int* low, int* high) noexcept;
+
+// --- SOL_SOCKET options common to all sockets ---
+
+/// Timeout used by blocking calls: 0 = none (block forever), -1 = zero timeout (a negative
+/// SO_RCVTIMEO/SO_SNDTIMEO, which Linux turns into "do not wait"), else microseconds.
+using TimeoutUs = long long;
+
+struct SockOptions {
+  std::atomic<int> reuseaddr{0};
+  std::atomic<int> reuseport{0};
+  std::atomic<int> keepalive{0};
+  std::atomic<int> broadcast{0};
+  std::atomic<int> oobinline{0};
+  std::atomic<int> priority{0};
+  std::atomic<int> rcvlowat{1};
+  std::atomic<int> passcred{0};
+  std::atomic<int> sndbuf{0};
+  std::atomic<int> rcvbuf{0};
+  std::atomic<int> linger_onoff{0};
+  std::atomic<int> linger_secs{0};
+  std::atomic<TimeoutUs> rcvtimeo{0};
+  std::atomic<TimeoutUs> sndtimeo{0};
+
+  void copy_from(const SockOptions& o) noexcept;
+};
+
+/// What a socket tells the common option code about itself.
+struct SockIdentity {
+  int domain;
+  int protocol;
+  bool accepting;  // SO_ACCEPTCONN
+};
+
+/// Handles the SOL_SOCKET options that do not depend on the socket's protocol state (SO_ERROR,
+/// SO_SNDBUF's side effects and the like are the caller's). Unknown names: ENOPROTOOPT.
+Result<void> get_common_option(const SockOptions& o, const SockIdentity& id, int name, void* val,
+                               socklen_t* len) noexcept;
+/// As above for setsockopt (SO_SNDBUF/SO_RCVBUF store Linux's doubled, clamped value).
+Result<void> set_common_option(SockOptions& o, int name, const void* val, socklen_t len) noexcept;
+
+/// The absolute CLOCK_MONOTONIC deadline for a blocking call with timeout `t` (t > 0).
+timespec deadline_after_us(TimeoutUs t) noexcept;
+
+/// Tracks a blocking call's SO_RCVTIMEO/SO_SNDTIMEO deadline, computed at the first sleep.
+class Deadline {
+ public:
+  explicit Deadline(TimeoutUs t) noexcept : timeout_(t) {}
+  /// True when the call must not sleep at all (a zero timeout).
+  bool zero() const noexcept { return timeout_ < 0; }
+  /// Null for "no deadline".
+  const timespec* get() noexcept {
+    if (timeout_ <= 0) {
+      return nullptr;
+    }
+    if (!set_) {
+      at_ = deadline_after_us(timeout_);
+      set_ = true;
+    }
+    return &at_;
+  }
+
+ private:
+  TimeoutUs timeout_;
+  bool set_ = false;
+  timespec at_{};
+};
+
+}  // namespace uepoll::sockcommon
