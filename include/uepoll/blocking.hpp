@@ -27,6 +27,10 @@
 namespace uepoll {
 
 /// The calling thread's wake-up channel (a kernel eventfd created on first use).
+///
+/// Lifetime: never freed. When its thread exits, a parker goes back to a pool and the next new
+/// thread takes it, so a waker may safely unpark a parker whose sleeper has already left; the
+/// next owner sees a spurious wake-up, which every sleeper tolerates (they re-check and loop).
 class Parker {
  public:
   /// The calling thread's parker, or null if its eventfd could not be created.
@@ -41,12 +45,13 @@ class Parker {
   void drain() noexcept;
 
   explicit Parker(int fd) noexcept : fd_(fd) {}
-  ~Parker();
   Parker(const Parker&) = delete;
   Parker& operator=(const Parker&) = delete;
 
  private:
+  friend struct ParkerPool;
   int fd_;
+  Parker* next_free_ = nullptr;  // in the pool, while no thread owns it
 };
 
 /// A thread's hook on one WaitQueue while it blocks; unhooks itself on destruction.

@@ -157,11 +157,6 @@ class File {
   // that the last put sees every change; readers walk it under RCU.
   SpinLock watchers_lock_;
   std::atomic<detail::Watch*> watchers_{nullptr};
-
-  void* rcu_head_[4];  // storage for the deferred free (src/sync/rcu.hpp)
-
- public:
-  static constexpr std::size_t kRcuHeadSize = sizeof(rcu_head_);
 };
 
 }  // namespace uepoll

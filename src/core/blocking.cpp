@@ -6,6 +6,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <new>
+
+#include "uepoll/sync.hpp"
 
 namespace uepoll {
 namespace {
@@ -32,9 +35,47 @@ timespec remaining(const timespec& deadline) noexcept {
   return left;
 }
 
+}  // namespace
+
+struct ParkerPool {
+  static Parker* take() noexcept {
+    {
+      MutexLock guard(mutex);
+      if (Parker* p = free_list) {
+        free_list = p->next_free_;
+        p->next_free_ = nullptr;
+        p->drain();  // a stale wake-up from its previous owner's time
+        return p;
+      }
+    }
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) {
+      return nullptr;
+    }
+    auto* p = new (std::nothrow) Parker(fd);
+    if (p == nullptr) {
+      close(fd);
+    }
+    return p;
+  }
+  static void give_back(Parker* p) noexcept {
+    MutexLock guard(mutex);
+    p->next_free_ = free_list;
+    free_list = p;
+  }
+  static inline Mutex mutex;
+  static inline Parker* free_list UEPOLL_GUARDED_BY(mutex) = nullptr;
+};
+
+namespace {
+
 struct ThreadParker {
   Parker* parker = nullptr;
-  ~ThreadParker() { delete parker; }
+  ~ThreadParker() {
+    if (parker != nullptr) {
+      ParkerPool::give_back(parker);
+    }
+  }
 };
 
 thread_local ThreadParker t_parker;
@@ -54,19 +95,10 @@ timespec deadline_after_ms(long ms) noexcept {
 
 Parker* Parker::current() noexcept {
   if (t_parker.parker == nullptr) {
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) {
-      return nullptr;
-    }
-    t_parker.parker = new (std::nothrow) Parker(fd);
-    if (t_parker.parker == nullptr) {
-      close(fd);
-    }
+    t_parker.parker = ParkerPool::take();
   }
   return t_parker.parker;
 }
-
-Parker::~Parker() { close(fd_); }
 
 void Parker::unpark() noexcept {
   const std::uint64_t one = 1;

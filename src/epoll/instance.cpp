@@ -420,13 +420,17 @@ void Instance::queue_if_ready(Watch* w, PollMask revents) noexcept {
     return;
   }
   bool wake_pollers = false;
+  Parker* sleeper = nullptr;
   {
     SpinGuard guard(ready_lock_);
     if (!linked(*w)) {
       list_append(ready_, w);
-      wake_one_sleeper();
+      sleeper = pop_sleeper();
       wake_pollers = poll_wait_.has_entries();
     }
+  }
+  if (sleeper != nullptr) {
+    sleeper->unpark();
   }
   if (wake_pollers) {
     poll_wait_.wake(EPOLLIN);
@@ -481,6 +485,7 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
   const bool exclusive = (events & EPOLLEXCLUSIVE) != 0;
   bool consumed = !exclusive;
   bool wake_pollers = false;
+  Parker* sleeper = nullptr;
   {
     SpinGuard guard(ep->ready_lock_);
     // A fired EPOLLONESHOT item keeps only private bits and ignores everything; otherwise the
@@ -515,9 +520,12 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
             break;
         }
       }
-      ep->wake_one_sleeper();
+      sleeper = ep->pop_sleeper();
     }
     wake_pollers = ep->poll_wait_.has_entries();
+  }
+  if (sleeper != nullptr) {
+    sleeper->unpark();
   }
   if (wake_pollers) {
     ep->poll_wait_.wake(EPOLLIN);  // parents and poll() callers, outside the ready lock
@@ -525,16 +533,17 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
   return consumed;
 }
 
-void Instance::wake_one_sleeper() noexcept {
+Parker* Instance::pop_sleeper() noexcept {
   Sleeper* s = sleepers_head_;
   if (s == nullptr) {
-    return;
+    return nullptr;
   }
   unlink_sleeper(*s);
   s->woken = true;
-  // Under the ready lock: the sleeper cannot return (and its thread cannot exit) until it has
-  // taken this lock and seen `woken`.
-  s->parker->unpark();
+  // The caller unparks after dropping the ready lock. By then the sleeper may have returned,
+  // even exited its thread: parkers are never freed (blocking.hpp), so the worst case is a
+  // stale wake-up for the parker's next owner, which every sleeper tolerates.
+  return s->parker;
 }
 
 void Instance::unlink_sleeper(Sleeper& s) noexcept {
@@ -563,7 +572,17 @@ void Instance::start_scan(ReadyNode& batch) noexcept {
 }
 
 void Instance::done_scan(ReadyNode& batch) noexcept {
-  SpinGuard guard(ready_lock_);
+  Parker* sleeper = nullptr;
+  {
+    SpinGuard guard(ready_lock_);
+    done_scan_locked(batch, sleeper);
+  }
+  if (sleeper != nullptr) {
+    sleeper->unpark();
+  }
+}
+
+void Instance::done_scan_locked(ReadyNode& batch, Parker*& sleeper) noexcept {
   // The overflow chain is newest first; inserting each at the front restores arrival order.
   for (Watch* w = overflow_; w != nullptr;) {
     Watch* next = w->overflow_next;
@@ -576,7 +595,7 @@ void Instance::done_scan(ReadyNode& batch) noexcept {
   overflow_ = no_scan();
   list_splice_front(batch, ready_);  // items not reached go first next time
   if (!list_empty(ready_)) {
-    wake_one_sleeper();  // chain the wake-up: another waiter can take what is left
+    sleeper = pop_sleeper();  // chain the wake-up: another waiter can take what is left
   }
 }
 

@@ -151,6 +151,7 @@ class Instance final : public File {
       UEPOLL_EXCLUDES(ready_lock_);
   void done_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
       UEPOLL_EXCLUDES(ready_lock_);
+  void done_scan_locked(ReadyNode& batch, Parker*& sleeper) noexcept UEPOLL_REQUIRES(ready_lock_);
   Result<int> send_events(epoll_event* events, int maxevents) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_);
   bool events_available() noexcept UEPOLL_REQUIRES(ready_lock_);
@@ -165,7 +166,8 @@ class Instance final : public File {
     Parker* parker = nullptr;
     bool woken = false;
   };
-  void wake_one_sleeper() noexcept UEPOLL_REQUIRES(ready_lock_);
+  /// Dequeues the longest-waiting thread in epoll_wait; the caller unparks it after unlocking.
+  Parker* pop_sleeper() noexcept UEPOLL_REQUIRES(ready_lock_);
   void unlink_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
 
   // --- guarded by ctl_mutex_ ---

@@ -150,11 +150,11 @@ Result<int> Process::epoll_pwait(int epfd, epoll_event* events, int maxevents, i
   if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
     return Error{EFAULT};
   }
-  if (timeout_ms < 0) {
-    return wait_common(epfd, events, maxevents, nullptr, false, sigmask);
+  if (timeout_ms <= 0) {  // no deadline to compute: never sleeps, or sleeps without a limit
+    return wait_common(epfd, events, maxevents, nullptr, timeout_ms == 0, sigmask);
   }
   timespec deadline = deadline_after_ms(timeout_ms);
-  return wait_common(epfd, events, maxevents, &deadline, timeout_ms == 0, sigmask);
+  return wait_common(epfd, events, maxevents, &deadline, false, sigmask);
 }
 
 Result<int> Process::epoll_pwait2(int epfd, epoll_event* events, int maxevents,
@@ -169,7 +169,9 @@ Result<int> Process::epoll_pwait2(int epfd, epoll_event* events, int maxevents,
       return Error{EINVAL};
     }
     nonblocking = timeout->tv_sec == 0 && timeout->tv_nsec == 0;
-    deadline = deadline_after(*timeout);
+    if (!nonblocking) {
+      deadline = deadline_after(*timeout);
+    }
   }
   if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
     return Error{EFAULT};

@@ -14,7 +14,6 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -34,12 +33,17 @@ std::string errno_name(int err) {
   return name != nullptr ? std::string(name) : "errno " + std::to_string(err);
 }
 
-testing::AssertionResult failed_with(int expected, long rc) {
+testing::AssertionResult failed_with(const char* /*expected_text*/, const char* call_text,
+                                     int expected, long rc) {
   const int err = errno;
   if (rc == -1 && err == expected) return testing::AssertionSuccess();
   testing::AssertionResult result = testing::AssertionFailure();
-  result << "expected -1 with " << errno_name(expected) << ", got " << rc;
-  if (rc == -1) result << " with " << errno_name(err);
+  result << call_text << "\n  expected: -1 with " << errno_name(expected) << "\n  actual:   ";
+  if (rc == -1) {
+    result << "-1 with " << errno_name(err);
+  } else {
+    result << rc << " (success)";
+  }
   return result;
 }
 
@@ -77,7 +81,9 @@ std::string backend_name(const testing::TestParamInfo<const Api*>& info) {
 
 // ---- Conformance fixture -------------------------------------------------------------------
 
-Fd Conformance::make_epoll() { return adopt(static_cast<int>(must(api().epoll_create1(0), "epoll_create1"))); }
+Fd Conformance::make_epoll() {
+  return adopt(static_cast<int>(must(api().epoll_create1(0), "epoll_create1")));
+}
 
 Fd Conformance::make_eventfd(unsigned initval, int flags) {
   return adopt(static_cast<int>(must(api().eventfd(initval, flags), "eventfd")));
@@ -118,7 +124,9 @@ Evs Conformance::wait(int epfd, int maxevents, int timeout_ms) {
   const int n = static_cast<int>(
       must(api().epoll_wait(epfd, buf.data(), maxevents, timeout_ms), "epoll_wait"));
   Evs out;
-  for (int i = 0; i < n; ++i) out.push_back({buf[static_cast<size_t>(i)].events, buf[static_cast<size_t>(i)].data.u64});
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    out.push_back({buf[i].events, buf[i].data.u64});
+  }
   return out;
 }
 
@@ -167,10 +175,10 @@ struct sigaction g_previous_sigusr1;
 void count_sigusr1(int /*signo*/) { g_sigusr1_runs.fetch_add(1, std::memory_order_relaxed); }
 }  // namespace
 
-Sigusr1Handler::Sigusr1Handler() {
+Sigusr1Handler::Sigusr1Handler(bool restart) {
   struct sigaction sa {};
   sa.sa_handler = count_sigusr1;
-  sa.sa_flags = SA_RESTART;
+  sa.sa_flags = restart ? SA_RESTART : 0;
   sigemptyset(&sa.sa_mask);
   must(sigaction(SIGUSR1, &sa, &g_previous_sigusr1), "sigaction(SIGUSR1)");
   reset_runs();
@@ -181,6 +189,40 @@ Sigusr1Handler::~Sigusr1Handler() { sigaction(SIGUSR1, &g_previous_sigusr1, null
 int Sigusr1Handler::runs() { return g_sigusr1_runs.load(); }
 void Sigusr1Handler::reset_runs() { g_sigusr1_runs.store(0); }
 
+BlockedSignal::BlockedSignal(int signo) : signo_(signo) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  pthread_sigmask(SIG_BLOCK, &set, &old_);
+}
+
+BlockedSignal::~BlockedSignal() {
+  while (consume()) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
+bool BlockedSignal::pending_for_thread() const {
+  // The "SigPnd" line of /proc/thread-self/status is the thread's own pending set, in hex.
+  std::ifstream in("/proc/thread-self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigPnd:", 0) == 0) {
+      const unsigned long long bits = std::stoull(line.substr(7), nullptr, 16);
+      return ((bits >> (signo_ - 1)) & 1U) != 0;
+    }
+  }
+  return false;
+}
+
+bool BlockedSignal::consume() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo_);
+  const timespec zero{0, 0};
+  return sigtimedwait(&set, nullptr, &zero) == signo_;
+}
+
 // ---- Waiter threads --------------------------------------------------------------------------
 
 bool wait_until_asleep(pid_t tid, int limit_ms) {
@@ -188,6 +230,7 @@ bool wait_until_asleep(pid_t tid, int limit_ms) {
   const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(path);
+    if (!in.is_open()) return false;  // the thread has exited
     std::string line;
     std::getline(in, line);
     const auto close_paren = line.rfind(')');
@@ -198,6 +241,21 @@ bool wait_until_asleep(pid_t tid, int limit_ms) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   return false;
+}
+
+long returns_after(const std::function<long()>& blocking_call,
+                   const std::function<void()>& unblock) {
+  std::atomic<pid_t> tid{0};
+  long result = -2;
+  std::thread t([&] {
+    tid = gettid();
+    result = blocking_call();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  wait_until_asleep(tid.load());
+  unblock();
+  t.join();
+  return result;
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/types.h>
 
@@ -35,16 +36,23 @@ long must(long rc, const char* what);
 // `errno` as its symbolic name ("EBADF"), for messages.
 std::string errno_name(int err);
 
-// `rc == -1 && errno == expected`, with a readable message otherwise. Read errno right after the
-// call: use EXPECT_ERRNO below, which also clears errno first so that a -1 without errno shows.
-testing::AssertionResult failed_with(int expected, long rc);
+// For EXPECT_ERRNO: success when `rc == -1 && errno == expected`. It reads errno, so it must be
+// called right after the call under test (EXPECT_PRED_FORMAT2 evaluates its arguments first).
+testing::AssertionResult failed_with(const char* expected_text, const char* call_text,
+                                     int expected, long rc);
 
-#define EXPECT_ERRNO(err, call) \
-  EXPECT_TRUE(::uepoll_conformance::failed_with((err), (errno = 0, static_cast<long>(call))))
-#define ASSERT_ERRNO(err, call) \
-  ASSERT_TRUE(::uepoll_conformance::failed_with((err), (errno = 0, static_cast<long>(call))))
+// EXPECT_ERRNO(EBADF, api().close(-1)): the call fails with -1 and that errno. errno is cleared
+// before the call, so a -1 that leaves errno alone shows up as such. Accepts `<< message`.
+#define EXPECT_ERRNO(err, call)        \
+  switch (0)                           \
+  case 0:                              \
+  default:                             \
+    if ((errno = 0) != 0) {            \
+    } else                             \
+      EXPECT_PRED_FORMAT2(::uepoll_conformance::failed_with, err, call)
 
-// One descriptor of one backend, closed on destruction.
+// One descriptor of one backend, closed on destruction. It converts to int, so it can be passed
+// straight to the API; close it by hand only after release().
 class Fd {
  public:
   Fd() = default;
@@ -94,8 +102,8 @@ class Conformance : public testing::TestWithParam<const Api*> {
 
   Fd make_epoll();
   Fd make_eventfd(unsigned initval = 0, int flags = 0);
-  std::pair<Fd, Fd> make_pipe(int flags = 0);                  // {read end, write end}
-  std::pair<Fd, Fd> make_socketpair(int type_flags = 0);       // AF_UNIX stream
+  std::pair<Fd, Fd> make_pipe(int flags = 0);             // {read end, write end}
+  std::pair<Fd, Fd> make_socketpair(int type_flags = 0);  // AF_UNIX stream
   Fd adopt(int fd) { return Fd(api(), fd); }
 
   void add(int epfd, int fd, uint32_t events, uint64_t data);
@@ -126,17 +134,36 @@ std::string backend_name(const testing::TestParamInfo<const Api*>& info);
                                              uepoll_test::both_apis_end()),              \
                            ::uepoll_conformance::backend_name)
 
-// Installs an empty SIGUSR1 handler with SA_RESTART for the lifetime of the object (restoring
-// the previous disposition afterwards) and counts its runs. Linux never restarts epoll_wait or
-// poll, so a blocked wait that takes the signal fails with EINTR despite SA_RESTART.
+// Installs an empty SIGUSR1 handler (with SA_RESTART unless told otherwise) for the lifetime of
+// the object, restoring the previous disposition afterwards, and counts its runs. Linux never
+// restarts epoll_wait or poll, so a blocked wait that takes the signal fails with EINTR despite
+// SA_RESTART. Not nestable.
 class Sigusr1Handler {
  public:
-  Sigusr1Handler();
+  explicit Sigusr1Handler(bool restart = true);
   ~Sigusr1Handler();
   Sigusr1Handler(const Sigusr1Handler&) = delete;
   Sigusr1Handler& operator=(const Sigusr1Handler&) = delete;
   static int runs();
   static void reset_runs();
+};
+
+// Blocks `signo` in the calling thread for the object's lifetime; on destruction any pending
+// instance is consumed and the previous mask restored. Used to observe SIGPIPE without dying.
+class BlockedSignal {
+ public:
+  explicit BlockedSignal(int signo);
+  ~BlockedSignal();
+  BlockedSignal(const BlockedSignal&) = delete;
+  BlockedSignal& operator=(const BlockedSignal&) = delete;
+  // Pending for the calling thread itself (not merely for the process).
+  bool pending_for_thread() const;
+  // Pending for the thread or the process; consumes one instance if so.
+  bool consume();
+
+ private:
+  int signo_;
+  sigset_t old_;
 };
 
 // How a waiter thread waits on its instance.
@@ -154,8 +181,8 @@ struct WaiterSpec {
 };
 
 struct WaiterResult {
-  int rc = 0;           // what the final call returned (the epoll_wait after poll for kPoll...)
-  int err = 0;          // errno when rc is -1
+  int rc = 0;   // what the last call returned (for kPollThenWait: the epoll_wait, if made)
+  int err = 0;  // errno when rc is -1
   bool interrupted = false;  // the harness had to end this wait with SIGUSR1
   bool harvested() const { return rc > 0; }
 };
@@ -173,7 +200,13 @@ std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSp
 unsigned harvest_mask(const std::vector<WaiterResult>& results);
 int harvest_count(const std::vector<WaiterResult>& results);
 
-// Blocks until the thread `tid` sleeps in the kernel (state S), or `limit_ms` passes.
+// Runs `blocking_call` on a new thread, waits until that thread sleeps in it, then runs
+// `unblock` on the calling thread, and returns what `blocking_call` returned.
+long returns_after(const std::function<long()>& blocking_call,
+                   const std::function<void()>& unblock);
+
+// Blocks until the thread `tid` sleeps in the kernel (state S), or `limit_ms` passes, or the
+// thread is gone. True when it was seen asleep.
 bool wait_until_asleep(pid_t tid, int limit_ms = 2000);
 
 }  // namespace uepoll_conformance

@@ -255,7 +255,6 @@ TEST_P(CreationErrors, SocketpairErrors) {
   EXPECT_ERRNO(EINVAL, api().socketpair(12345, kBogusSocketType, 0, sv));  // flags first
   EXPECT_ERRNO(EPROTONOSUPPORT, api().socketpair(AF_UNIX, SOCK_STREAM, 2, sv));
   EXPECT_ERRNO(EFAULT, api().socketpair(AF_UNIX, SOCK_STREAM, 0, nullptr));
-  EXPECT_EQ(sv[0], -1);
   // Protocol 0 and PF_UNIX itself are both accepted.
   ASSERT_EQ(api().socketpair(AF_UNIX, SOCK_STREAM, PF_UNIX, sv), 0);
   Fd a = adopt(sv[0]);

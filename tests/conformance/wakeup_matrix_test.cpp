@@ -16,6 +16,10 @@
 #include <poll.h>
 #include <sys/epoll.h>
 
+#include <functional>
+#include <tuple>
+#include <vector>
+
 #include "conformance.hpp"
 
 namespace uepoll_conformance {
@@ -537,6 +541,21 @@ TEST_P(WakeupMatrix, TwoInnerEtTwoPollersOneEach) {
   add(e0, e2, EPOLLIN | ET, 3);
   auto r = two_waiters(p(e0), p(e0), [&] { write_s0(); }, 2);
   EXPECT_EQ(harvest_count(r), 2);
+}
+
+// t0, t1, t2: ew(e0) | e0 -LT-> s0 | write s0
+// Each harvest leaves the LT item queued and passes the wake-up on: all three wake.
+TEST_P(WakeupMatrix, LtOneEventWakesAllThreeWaiters) {
+  one_source(LT);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 3);
+  EXPECT_EQ(harvest_count(r), 3);
+}
+
+// t0, t1, t2: ew(e0) | e0 -ET-> s0 | write s0
+TEST_P(WakeupMatrix, EtOneEventWakesOneOfThreeWaiters) {
+  one_source(ET);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 1);
+  EXPECT_EQ(harvest_count(r), 1);
 }
 
 // ---- The other wait calls --------------------------------------------------------------------

@@ -134,6 +134,7 @@ void Executor::record_close(Outcome& out, int fd) {
 }
 
 Outcome Executor::exec(const Op& op) {
+  g_current_op = static_cast<long>(op.seq);
   Outcome out;
   Result& r = out.res;
   const uepoll_test::Api& api = *api_;

@@ -11,6 +11,8 @@
 #include <climits>
 #include <cstdint>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "program.hpp"
@@ -24,6 +26,8 @@ struct Obj {
   ObjKind kind = ObjKind::kEpoll;
   bool nonblock = false;
   int refs = 0;
+  int peer = -1;      // pipe/socket: the other end's object
+  bool shut = false;  // socket: a shutdown() succeeded on it
   bool big = false;  // eventfd: a huge value was written, so a blocking write might block
 };
 
@@ -32,7 +36,8 @@ constexpr std::uint64_t kEfdMax = 0xfffffffffffffffeULL;  // the largest eventfd
 
 class Gen {
  public:
-  Gen(std::uint64_t seed, int nops, Executor& k) : rng_(seed), nops_(nops), k_(k) {}
+  Gen(std::uint64_t seed, int nops, const std::set<std::string>& exclude, Executor& k)
+      : rng_(seed), nops_(nops), exclude_(exclude), k_(k) {}
 
   Generated run() {
     while (static_cast<int>(out_.ops.size()) < nops_) step();
@@ -53,6 +58,9 @@ class Gen {
     int lo = std::max(1, hi / 2);
     return range(lo, hi);
   }
+
+  bool norm_bits() const { return exclude_.count("normbits") == 0; }
+  bool zero_writes() const { return exclude_.count("zerowrite") == 0; }
 
   // --- model --------------------------------------------------------------------------------
   bool done() const { return static_cast<int>(out_.ops.size()) >= nops_; }
@@ -166,15 +174,23 @@ class Gen {
       case OpKind::kPipe2:
         if (o.new_fds.size() == 2) {
           bool nb = (op.iarg & O_NONBLOCK) != 0;
-          set_slot(op.new_slot, new_obj(ObjKind::kPipeR, nb));
-          set_slot(op.new_slot + 1, new_obj(ObjKind::kPipeW, nb));
+          int rd = new_obj(ObjKind::kPipeR, nb);
+          int w = new_obj(ObjKind::kPipeW, nb);
+          objs_[static_cast<std::size_t>(rd)].peer = w;
+          objs_[static_cast<std::size_t>(w)].peer = rd;
+          set_slot(op.new_slot, rd);
+          set_slot(op.new_slot + 1, w);
         }
         break;
       case OpKind::kSocketpair:
         if (o.new_fds.size() == 2) {
           bool nb = (op.larg & SOCK_NONBLOCK) != 0;
-          set_slot(op.new_slot, new_obj(ObjKind::kSock, nb));
-          set_slot(op.new_slot + 1, new_obj(ObjKind::kSock, nb));
+          int a = new_obj(ObjKind::kSock, nb);
+          int b = new_obj(ObjKind::kSock, nb);
+          objs_[static_cast<std::size_t>(a)].peer = b;
+          objs_[static_cast<std::size_t>(b)].peer = a;
+          set_slot(op.new_slot, a);
+          set_slot(op.new_slot + 1, b);
         }
         break;
       case OpKind::kDup:
@@ -192,6 +208,15 @@ class Gen {
       case OpKind::kClose:
         if (r.closed_slot >= 0) unref_slot(r.closed_slot);
         break;
+      case OpKind::kShutdown: {
+        int src = r.owners.empty() ? -1 : obj_of_slot(r.owners[0]);
+        if (src >= 0 && r.ret == 0) {
+          objs_[static_cast<std::size_t>(src)].shut = true;
+          int peer = objs_[static_cast<std::size_t>(src)].peer;
+          if (peer >= 0) objs_[static_cast<std::size_t>(peer)].shut = true;
+        }
+        break;
+      }
       case OpKind::kWrite:
       case OpKind::kSend: {
         int src = r.owners.empty() ? -1 : obj_of_slot(r.owners[0]);
@@ -288,8 +313,8 @@ class Gen {
     if (chance(8)) m |= EPOLLEXCLUSIVE;
     if (chance(10)) m |= EPOLLERR;
     if (chance(10)) m |= EPOLLHUP;
-    if (chance(3)) m |= EPOLLRDNORM;
-    if (chance(3)) m |= EPOLLWRNORM;
+    if (norm_bits() && chance(3)) m |= EPOLLRDNORM;
+    if (norm_bits() && chance(3)) m |= EPOLLWRNORM;
     return m;
   }
 
@@ -328,6 +353,9 @@ class Gen {
       ep = epoll_ref();
       if (chance(18)) {
         target = choose_ref(is_epoll, 90, 0, 5);
+      } else if (exclude_.count("pipewatch") != 0) {
+        target = choose_ref([](const Obj& o) { return o.kind != ObjKind::kEpoll && o.kind != ObjKind::kPipeR &&
+                                                     o.kind != ObjKind::kPipeW; }, 85, 0, 5);
       } else {
         target = choose_ref([](const Obj& o) { return o.kind != ObjKind::kEpoll; }, 85, 5, 5);
       }
@@ -367,10 +395,10 @@ class Gen {
     if (chance(20)) m |= POLLRDHUP;
     if (chance(5)) m |= POLLERR;
     if (chance(5)) m |= POLLHUP;
-    if (chance(6)) m |= POLLRDNORM;
-    if (chance(6)) m |= POLLWRNORM;
-    if (chance(3)) m |= POLLRDBAND;
-    if (chance(3)) m |= POLLWRBAND;
+    if (norm_bits() && chance(6)) m |= POLLRDNORM;
+    if (norm_bits() && chance(6)) m |= POLLWRNORM;
+    if (norm_bits() && chance(3)) m |= POLLRDBAND;
+    if (norm_bits() && chance(3)) m |= POLLWRBAND;
     return static_cast<short>(m);
   }
 
@@ -448,7 +476,7 @@ class Gen {
       }
     } else if (o->kind == ObjKind::kEventfd) {
       static const int odd[] = {0, 4, 7, 9, 16};
-      op.count = chance(90) ? 8 : odd[below(5)];
+      op.count = chance(90) ? 8 : odd[zero_writes() ? below(5) : 1 + below(4)];
       int roll = range(0, 99);
       static const std::uint64_t bigs[] = {kEfdMax, kEfdMax - 1, kEfdMax + 1, 1ULL << 63,
                                            kEfdMax - 5};
@@ -459,7 +487,7 @@ class Gen {
         op.guard = POLLOUT;
       }
     } else if (o->kind == ObjKind::kPipeW) {
-      op.count = chance(5) ? 0 : log_size(70000);
+      op.count = zero_writes() && chance(5) ? 0 : log_size(70000);
       op.value = rng_();
       if (!o->nonblock) {
         op.count = std::min(op.count, 4096);
@@ -482,15 +510,18 @@ class Gen {
   // Many small writes in a row to one non-blocking object (to reach a pipe's capacity or a
   // socket's buffer-count limit), with an epoll_wait now and then.
   void gen_burst() {
-    int s = pick(open_slots([](const Obj& o) { return o.nonblock && writable_kind(o); }));
+    int s = pick(open_slots([&](const Obj& o) {
+      if (!o.nonblock || !writable_kind(o)) return false;
+      if (o.kind == ObjKind::kEventfd) return true;
+      return !o.shut && o.peer >= 0 && objs_[static_cast<std::size_t>(o.peer)].refs > 0;
+    }));
     if (s < 0) {
       gen_write();
       return;
     }
-    const Obj& o = *obj(obj_of_slot(s));
-    ObjKind kind = o.kind;
+    ObjKind kind = objs_[static_cast<std::size_t>(obj_of_slot(s))].kind;
     bool big_writes = chance(50);  // sockets: large writes reach the byte limit, small ones the count
-    int n = kind == ObjKind::kSock ? (big_writes ? range(5, 40) : range(20, 90))
+    int n = kind == ObjKind::kSock ? (big_writes ? range(10, 40) : range(20, 90))
             : kind == ObjKind::kPipeW ? range(4, 24)
                                       : range(2, 6);
     for (int i = 0; i < n && !done(); ++i) {
@@ -499,7 +530,7 @@ class Gen {
       op.a = slot_ref(s);
       op.value = rng_();
       if (kind == ObjKind::kSock) {
-        op.count = big_writes ? log_size(8192) : log_size(64);
+        op.count = big_writes ? range(1024, 16384) : log_size(64);
         if (chance(50)) {
           op.kind = OpKind::kSend;
           op.larg = MSG_DONTWAIT;
@@ -617,7 +648,10 @@ class Gen {
       ctl(slot_ref(chain.front()), EPOLL_CTL_ADD, slot_ref(chain.back()), EPOLLIN);  // a cycle
     }
     if (chance(60) && !done()) {
-      int leaf = pick(open_slots([](const Obj& o) { return o.kind != ObjKind::kEpoll; }));
+      int leaf = pick(open_slots([&](const Obj& o) {
+        return o.kind != ObjKind::kEpoll &&
+               (exclude_.count("pipewatch") == 0 || (o.kind != ObjKind::kPipeR && o.kind != ObjKind::kPipeW));
+      }));
       if (leaf >= 0) ctl(slot_ref(chain.front()), EPOLL_CTL_ADD, slot_ref(leaf), EPOLLIN | EPOLLOUT);
     }
     if (chance(40) && !done()) {
@@ -638,40 +672,47 @@ class Gen {
     bool can_create = nopen < kMaxOpenSlots;
     int w_create = can_create ? (nopen < 6 ? 12 : 4) : 0;
     struct Choice {
+      const char* name;  // for --exclude
       int weight;
       void (Gen::*fn)();
     };
     const Choice choices[] = {
-        {can_create ? (have_epoll ? 5 : 30) : 0, &Gen::gen_epoll_create},
-        {w_create + 1, &Gen::gen_eventfd},
-        {w_create, &Gen::gen_pipe},
-        {w_create, &Gen::gen_socketpair},
-        {25, &Gen::gen_ctl},
-        {18, &Gen::gen_wait},
-        {6, &Gen::gen_poll},
-        {12, &Gen::gen_read},
-        {14, &Gen::gen_write},
-        {2, &Gen::gen_shutdown},
-        {nopen > 32 ? 30 : 6, &Gen::gen_close},
-        {can_create ? 6 : 2, &Gen::gen_dup},
-        {5, &Gen::gen_fcntl},
-        {can_create ? 1 : 0, &Gen::gen_chain},
-        {1, &Gen::gen_burst},
+        {"epoll_create", can_create ? (have_epoll ? 5 : 30) : 0, &Gen::gen_epoll_create},
+        {"eventfd", w_create + 1, &Gen::gen_eventfd},
+        {"pipe2", w_create, &Gen::gen_pipe},
+        {"socketpair", w_create, &Gen::gen_socketpair},
+        {"epoll_ctl", 25, &Gen::gen_ctl},
+        {"epoll_wait", 18, &Gen::gen_wait},
+        {"poll", 6, &Gen::gen_poll},
+        {"read", 12, &Gen::gen_read},
+        {"write", 14, &Gen::gen_write},
+        {"shutdown", 2, &Gen::gen_shutdown},
+        {"close", nopen > 32 ? 30 : 6, &Gen::gen_close},
+        {"dup", can_create ? 6 : 2, &Gen::gen_dup},
+        {"fcntl", 5, &Gen::gen_fcntl},
+        {"chain", can_create ? 1 : 0, &Gen::gen_chain},
+        {"burst", 1, &Gen::gen_burst},
     };
+    auto weight = [&](const Choice& c) { return exclude_.count(c.name) != 0 ? 0 : c.weight; };
     int total = 0;
-    for (const Choice& c : choices) total += c.weight;
+    for (const Choice& c : choices) total += weight(c);
+    if (total == 0) {
+      gen_close();
+      return;
+    }
     int roll = range(0, total - 1);
     for (const Choice& c : choices) {
-      if (roll < c.weight) {
+      if (roll < weight(c)) {
         (this->*c.fn)();
         return;
       }
-      roll -= c.weight;
+      roll -= weight(c);
     }
   }
 
   std::mt19937_64 rng_;
   int nops_;
+  const std::set<std::string>& exclude_;
   Executor& k_;
   Generated out_;
   std::vector<int> slot_obj_;  // per slot: its object, -1 when its creation failed
@@ -681,8 +722,8 @@ class Gen {
 
 }  // namespace
 
-Generated generate(std::uint64_t seed, int nops, Executor& kernel) {
-  Gen g(seed, nops, kernel);
+Generated generate(std::uint64_t seed, int nops, const std::set<std::string>& exclude, Executor& kernel) {
+  Gen g(seed, nops, exclude, kernel);
   return g.run();
 }
 

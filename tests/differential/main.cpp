@@ -2,18 +2,33 @@
 //
 // For each seed a single-threaded program of random non-blocking operations (epoll_create1,
 // eventfd, pipe2, socketpair, epoll_ctl, epoll_wait, poll, read/write/recv/send, shutdown, close,
-// dup/dup2/dup3, fcntl) is generated and run on the kernel, then replayed on uepoll; after every
-// operation the return value, errno, returned events (in order), poll revents, bytes read and the
-// rank of new descriptors must be the same. Descriptor numbers never appear in the comparison:
-// programs name descriptors by logical slots and store the slot (and op index) in
-// epoll_event.data.
+// dup/dup2/dup3, fcntl) is generated from std::mt19937_64(seed) while it runs on the kernel (the
+// kernel's results steer later choices), then the same program is replayed on uepoll. After every
+// operation these must be equal: return value, errno, the ordered (events, data) list of
+// epoll_wait, poll revents, the bytes read, and for each new descriptor its rank among the
+// program's open descriptors and its number less the descriptors the process held before the
+// program began (uepoll's table starts empty, so that is its raw number; on the kernel it skips
+// stdio and the like). Programs name descriptors by logical slots; epoll_event.data holds the
+// target's slot and the op index, never a raw descriptor. At the end everything is closed and
+// the numbers the program used must all be free again on both backends.
 //
 // Usage: differential_test [--seeds=N] [--first-seed=S] [--ops=K] [--verbose] [--minimize]
-//                          [--backend=uepoll|kernel]
+//                          [--max-reports=N] [--backend=uepoll|kernel] [--stats]
+//                          [--exclude=CHOICE,...]
+//   --seeds=N          number of programs (default 2000), seeds S..S+N-1
+//   --first-seed=S     first seed (default 1)
+//   --ops=K            operations per program (default 150)
+//   --verbose          print every operation with both backends' results
+//   --max-reports=N    report the first N failing seeds in full (default 10), 40 more in one
+//                      line each, then only count them
 //   --minimize         on a divergence, shrink the program (in forked children) to a short
 //                      sequence of calls that still diverges at the same kind of call, and print it
 //   --backend=kernel   replay on the kernel instead of uepoll (checks the harness itself)
 //   --stats            print how often each call gave each result on the kernel
+//   --exclude=A,B      never generate these choices (triage while a feature is missing; e.g.
+//                      --exclude=socketpair); the registered tests exclude nothing
+// The last line of output is "differential: P passed, F failed"; the exit status is 0 only when
+// F is 0.
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <signal.h>
@@ -27,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +55,7 @@ namespace {
 constexpr int kDefaultOps = 150;
 constexpr unsigned kWatchdogSeconds = 30;
 constexpr unsigned kChildWatchdogSeconds = 5;
+constexpr std::uint64_t kOneLineReports = 40;  // after the full reports, this many one-liners
 
 struct Options {
   std::uint64_t first_seed = 1;
@@ -48,7 +65,13 @@ struct Options {
   bool minimize = false;
   bool against_kernel = false;
   bool stats = false;
+  std::set<std::string> exclude;
+  std::uint64_t max_reports = 10;  // failing seeds reported in full (the rest in one line)
 };
+
+// Failing seeds so far, and at which call they diverged (for the closing tally).
+std::uint64_t g_failures = 0;
+std::map<std::string, std::uint64_t> g_failure_kinds;
 
 // --stats: how often each kind of call gave each kind of result on the kernel (to tune weights).
 std::map<std::string, std::uint64_t> g_stats;
@@ -75,8 +98,8 @@ void count_stats(const Generated& g) {
 
 // --- crash and hang context ---------------------------------------------------------------------
 // What the process is doing, for the watchdog and crash handlers (written before every op).
+// (The op index is g_current_op, set by the executor; -1 before a program, -2 while closing.)
 volatile std::uint64_t g_seed = 0;
-volatile long g_op = -1;
 volatile int g_phase = 0;  // 0 kernel, 1 uepoll
 struct sigaction g_old_actions[NSIG];
 
@@ -102,9 +125,11 @@ void write_context(const char* what) {
   write_str(" in seed ");
   write_num(g_seed);
   write_str(", op #");
-  long op = g_op;
-  if (op < 0) {
+  long op = g_current_op;
+  if (op == -1) {
     write_str("(setup)");
+  } else if (op < 0) {
+    write_str("(closing everything)");
   } else {
     write_num(static_cast<std::uint64_t>(op));
   }
@@ -132,8 +157,9 @@ void on_crash(int sig, siginfo_t* info, void* uctx) {
     old.sa_sigaction(sig, info, uctx);
   } else if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
     old.sa_handler(sig);
+  } else {
+    raise(sig);  // the default action: terminate (the signal is blocked until we return)
   }
-  // Returning re-executes a faulting instruction, or lets abort() re-raise, under `old`.
 }
 
 void install_handlers() {
@@ -184,10 +210,9 @@ Divergence replay(const std::vector<Op>& ops, const std::vector<Outcome>& kernel
   Divergence d;
   Executor u(other_api(opt));
   g_phase = 1;
-  g_op = -1;
+  g_current_op = -1;
   u.begin();
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    g_op = static_cast<long>(i);
     Outcome o = u.exec(ops[i]);
     const Outcome& k = kernel[i];
     bool same = o.res == k.res;
@@ -204,7 +229,7 @@ Divergence replay(const std::vector<Op>& ops, const std::vector<Outcome>& kernel
       break;
     }
   }
-  g_op = static_cast<long>(ops.size());
+  g_current_op = -2;
   u.close_all();
   std::vector<int> left = u.leftovers(true);
   if (d.op < 0 && left != kernel_left) {
@@ -221,7 +246,6 @@ void run_kernel_fixed(const std::vector<Op>& ops, std::vector<Outcome>& outs, st
   g_phase = 0;
   k.begin();
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    g_op = static_cast<long>(i);
     outs.push_back(k.exec(ops[i]));
   }
   k.close_all();
@@ -331,14 +355,14 @@ bool run_seed(std::uint64_t seed, const Options& opt) {
   const char* other_name = opt.against_kernel ? "kernel#2" : "uepoll";
   g_seed = seed;
   g_phase = 0;
-  g_op = -1;
+  g_current_op = -1;
   alarm(kWatchdogSeconds);
 
   Executor k(uepoll_test::kernel_api());
   k.begin();
-  Generated g = generate(seed, opt.ops, k);
+  Generated g = generate(seed, opt.ops, opt.exclude, k);
   if (opt.stats) count_stats(g);
-  g_op = static_cast<long>(g.ops.size());
+  g_current_op = -2;
   k.close_all();
   std::vector<int> kernel_left = k.leftovers(false);
 
@@ -347,10 +371,24 @@ bool run_seed(std::uint64_t seed, const Options& opt) {
   alarm(0);
   if (d.op < 0) return true;
 
-  std::printf("differential: DIVERGENCE in seed %llu, %s\n  replay: differential_test --first-seed=%llu "
-              "--seeds=1 --verbose   (add --minimize to shrink it)\n",
-              static_cast<unsigned long long>(seed), d.text.c_str(), static_cast<unsigned long long>(seed));
-  if (opt.minimize) minimize(g.ops, d, opt);
+  // Full reports for the first few failing seeds, one line each for the next ones, then a tally.
+  ++g_failures;
+  std::string where = static_cast<std::size_t>(d.op) < g.ops.size()
+                          ? op_name(g.ops[static_cast<std::size_t>(d.op)].kind)
+                          : std::string("descriptors left open");
+  ++g_failure_kinds[where];
+  if (g_failures <= opt.max_reports) {
+    std::printf("differential: DIVERGENCE in seed %llu, %s\n  replay: differential_test --first-seed=%llu "
+                "--seeds=1 --verbose   (add --minimize to shrink it)\n",
+                static_cast<unsigned long long>(seed), d.text.c_str(), static_cast<unsigned long long>(seed));
+    if (opt.minimize) minimize(g.ops, d, opt);
+  } else if (g_failures <= opt.max_reports + kOneLineReports) {
+    std::string first_line = d.text.substr(0, d.text.find('\n'));
+    std::printf("differential: DIVERGENCE in seed %llu, %s\n", static_cast<unsigned long long>(seed),
+                first_line.c_str());
+  } else if (g_failures == opt.max_reports + kOneLineReports + 1) {
+    std::printf("differential: (further divergences are only counted)\n");
+  }
   std::fflush(stdout);
   return false;
 }
@@ -369,8 +407,9 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--seeds=N] [--first-seed=S] [--ops=K] [--verbose] [--minimize] "
-               "[--backend=uepoll|kernel] [--stats]\n",
-               argv0);
+               "[--max-reports=N] [--backend=uepoll|kernel] [--stats] [--exclude=CHOICE,...]\n"
+               "  CHOICE: %s\n",
+               argv0, kGeneratorChoices);
   return 2;
 }
 
@@ -389,8 +428,20 @@ int main(int argc, char** argv) {
       opt.first_seed = v;
     } else if (a.starts_with("--ops=") && parse_u64(a.substr(6), v) && v > 0 && v < 100000) {
       opt.ops = static_cast<int>(v);
+    } else if (a.starts_with("--max-reports=") && parse_u64(a.substr(14), v)) {
+      opt.max_reports = v;
     } else if (a == "--verbose") {
       opt.verbose = true;
+    } else if (a.starts_with("--exclude=")) {
+      std::string_view list = a.substr(10);
+      while (!list.empty()) {
+        auto comma = list.find(',');
+        std::string name(list.substr(0, comma));
+        std::string known = std::string(" ") + kGeneratorChoices + " ";
+        if (known.find(" " + name + " ") == std::string::npos) return usage(argv[0]);
+        opt.exclude.insert(name);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      }
     } else if (a == "--stats") {
       opt.stats = true;
     } else if (a == "--minimize") {
@@ -417,6 +468,12 @@ int main(int argc, char** argv) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (failed > 0) {
+    std::printf("differential: failing seeds by the call that diverged first:\n");
+    for (const auto& [key, n] : g_failure_kinds) {
+      std::printf("  %-24s %llu\n", key.c_str(), static_cast<unsigned long long>(n));
+    }
+  }
   for (const auto& [key, n] : g_stats) std::printf("  %-40s %llu\n", key.c_str(), static_cast<unsigned long long>(n));
   std::fprintf(stderr, "differential: %d ops per program, %.2f s\n", opt.ops, secs);
   std::printf("differential: %llu passed, %llu failed\n", static_cast<unsigned long long>(passed),

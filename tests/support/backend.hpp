@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <ostream>
 #include <string>
 
 namespace uepoll_test {
@@ -59,6 +60,9 @@ struct Api {
 const Api& kernel_api();
 // uepoll, through its C API.
 const Api& uepoll_api();
+
+// Names the backend in test output (instead of a pointer value).
+inline void PrintTo(const Api* api, std::ostream* os) { *os << api->name; }
 
 // For parameterized tests: INSTANTIATE_TEST_SUITE_P(Both, Suite, ::testing::ValuesIn(both_apis()),
 //                                                   api_name);
