@@ -10,6 +10,7 @@
 
 #include "core/file_access.hpp"
 #include "core/stats.hpp"
+#include "epoll/watch_count.hpp"
 
 namespace uepoll::detail {
 namespace {
@@ -66,7 +67,6 @@ long host_max_user_watches() noexcept {
 }
 
 std::atomic<long> g_max_user_watches{host_max_user_watches()};
-std::atomic<long> g_user_watches{0};
 
 }  // namespace
 
@@ -74,7 +74,7 @@ long max_user_watches() noexcept { return g_max_user_watches.load(std::memory_or
 void set_max_user_watches(long limit) noexcept {
   g_max_user_watches.store(limit, std::memory_order_relaxed);
 }
-long user_watches() noexcept { return g_user_watches.load(std::memory_order_relaxed); }
+long user_watches() noexcept { return watch_count_exact(); }
 
 // ---------------------------------------------------------------------------------------------
 // Life cycle
@@ -352,13 +352,12 @@ void InsertTable::hook(PollTable& table, WaitQueue& queue) noexcept {
 
 Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
                               NestingCheck* check) noexcept {
-  if (g_user_watches.fetch_add(1, std::memory_order_relaxed) >= max_user_watches()) {
-    g_user_watches.fetch_sub(1, std::memory_order_relaxed);
+  if (!watch_count_try_add(max_user_watches())) {
     return Error{ENOSPC};
   }
   auto* w = new (std::nothrow) Watch;
   if (w == nullptr) {
-    g_user_watches.fetch_sub(1, std::memory_order_relaxed);
+    watch_count_sub();
     return Error{ENOMEM};
   }
   count_up(Counter::kWatches);
@@ -378,10 +377,6 @@ Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
     auto& head = FileAccess::watchers(*target);
     Watch* first = head.load(std::memory_order_relaxed);
     w->file_next.store(first, std::memory_order_relaxed);
-    w->file_pprev = &head;
-    if (first != nullptr) {
-      first->file_pprev = &w->file_next;
-    }
     head.store(w, std::memory_order_release);  // publishes w to RCU walkers
   }
   hash_insert(w);
@@ -451,13 +446,15 @@ void Instance::unhook(Watch* w) noexcept {
 void Instance::remove(Watch* w) noexcept {
   unhook(w);  // no callback runs on w after this
   {
+    // Singly linked (a file rarely has more than a few watchers, and it keeps a Watch within
+    // 128 bytes): find the link that points at w. w->file_next stays intact, so an RCU walker
+    // standing on w can still move on.
     SpinGuard guard(FileAccess::watchers_lock(*w->file));
-    Watch* next = w->file_next.load(std::memory_order_relaxed);
-    // w->file_next stays intact: an RCU walker standing on w can still move on.
-    w->file_pprev->store(next, std::memory_order_release);
-    if (next != nullptr) {
-      next->file_pprev = w->file_pprev;
+    std::atomic<Watch*>* link = &FileAccess::watchers(*w->file);
+    while (link->load(std::memory_order_relaxed) != w) {
+      link = &link->load(std::memory_order_relaxed)->file_next;
     }
+    link->store(w->file_next.load(std::memory_order_relaxed), std::memory_order_release);
   }
   hash_erase(w);
   {
@@ -466,7 +463,7 @@ void Instance::remove(Watch* w) noexcept {
       list_unlink(w);
     }
   }
-  g_user_watches.fetch_sub(1, std::memory_order_relaxed);
+  watch_count_sub();
   rcu::retire(
       [](void* object) {
         delete static_cast<Watch*>(object);

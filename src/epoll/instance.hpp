@@ -74,12 +74,13 @@ struct Watch : ReadyNode {
   // --- guarded by the instance's ready_lock_ ---
   Watch* overflow_next = nullptr;  // chain of items signalled during a harvest
 
-  // --- guarded by file->watchers_lock_; file_next is also read under RCU ---
+  // --- guarded by file->watchers_lock_; also read under RCU ---
   std::atomic<Watch*> file_next{nullptr};
-  std::atomic<Watch*>* file_pprev = nullptr;
 
   WatchHook hook;  // hooks guarded by the instance's ctl_mutex_ (hooking and unhooking)
 };
+// Linux bounds its epitem at 128 bytes on 64-bit machines; so does uepoll.
+static_assert(sizeof(Watch) <= 128, "a registration must fit in 128 bytes");
 
 class NestingCheck;
 
