@@ -40,7 +40,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,12 +61,13 @@ using namespace sockcommon;
 
 constexpr std::size_t kStreamLimit = 3932160;    // unread bytes one direction may hold
 constexpr std::size_t kWritableLimit = 2621440;  // EPOLLOUT while at most this many are unread
-constexpr std::size_t kMinChunk = 2048 - sizeof(Chunk);
+constexpr std::size_t kMinChunk = 512 - sizeof(Chunk);  // small: malloc's per-thread cache
 constexpr std::size_t kMaxChunk = 65536;
 constexpr std::size_t kCoalesceMax = 1024;  // small writes copy into the last chunk's spare room
 constexpr int kConnectedSndbuf = 3939840;   // SO_SNDBUF of a connected loopback socket
 constexpr int kUnconnectedMss = 536;
-constexpr int kLoopbackMss = 32741;
+constexpr int kLoopbackMss = 32768;         // TCP_MAXSEG of a loopback connection...
+constexpr int kFirstLoopbackMss = 32741;    // ...as the connecting side reports it until it sends
 
 bool stream_writable(std::size_t unread) { return unread <= kWritableLimit; }
 
@@ -283,20 +283,24 @@ bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept
   return false;
 }
 
-/// Scans the ephemeral range from a random point, `first_parity` ports first, until `try_port`
-/// accepts one; returns it, or 0.
+/// Scans the ephemeral range, `first_parity` ports first, until `try_port` accepts one; returns
+/// it, or 0. Each thread starts at a random point and then goes on from its last pick, so that
+/// its successive connections touch neighbouring (cached) slots of the port table.
 template <class Try>
 std::uint16_t scan_ephemeral(int first_parity, Try&& try_port) noexcept {
+  thread_local std::uint32_t cursor = random32();
   int low;
   int high;
   local_port_range(&low, &high);
   const std::uint32_t n = static_cast<std::uint32_t>(high - low + 1);
-  const std::uint32_t start = random32();
+  const std::uint32_t start = cursor;
   for (int pass = 0; pass < 2; ++pass) {
     const int parity = pass == 0 ? first_parity : 1 - first_parity;
     for (std::uint32_t i = 0; i < n; ++i) {
-      const int port = low + static_cast<int>((start + i) % n);
+      const std::uint32_t offset = (start + i) % n;
+      const int port = low + static_cast<int>(offset);
       if ((port & 1) == parity && try_port(static_cast<std::uint16_t>(port))) {
+        cursor = offset + 1;
         return static_cast<std::uint16_t>(port);
       }
     }
@@ -310,6 +314,9 @@ std::uint16_t scan_ephemeral(int first_parity, Try&& try_port) noexcept {
 /// A listener's accept queue. Reference counted: the listener, each connect() in flight towards
 /// it and each client parked on it hold one, so a client can always reach the queue's lock.
 struct AcceptQueue {
+  AcceptQueue(InetSocket* listener, int max_backlog) noexcept
+      : owner(listener), backlog(max_backlog) {}
+
   SpinLock lock;
   bool listening UEPOLL_GUARDED_BY(lock) = true;
   InetSocket* owner UEPOLL_GUARDED_BY(lock) = nullptr;  // null once the listener stopped
@@ -495,9 +502,9 @@ class InetSocket final : public File {
   static Outcome establish(InetSocket* client, AcceptQueue* aq, const Endpoint& dst) noexcept;
   void promote_pending(AcceptQueue* aq) noexcept;
   void stop_listening(bool releasing) noexcept;
-  void cancel_pending() noexcept;
+  bool cancel_pending() noexcept;
   void refuse(AcceptQueue* aq) noexcept;
-  void disconnect_conn(bool abort) noexcept;
+  bool disconnect_conn(bool abort) noexcept;
   Result<void> wait_connect(bool dont_wait, int already_error) noexcept;
   void forget_autobind() noexcept;
   Result<void> connect_error() noexcept;
@@ -526,6 +533,7 @@ class InetSocket final : public File {
 
   std::atomic<std::uintptr_t> conn_bits_{0};  // InetConn* | side; set under lock_
   std::atomic<bool> abort_on_release_{false};
+  std::atomic<bool> sent_data_{false};  // for TCP_MAXSEG
 
   // --- guarded by the lock of the accept queue the socket sits on ---
   InetSocket* aq_next_ = nullptr;  // accepted-queue link (server side) or pending link (client)
@@ -758,12 +766,10 @@ Result<void> InetSocket::listen(int backlog) noexcept {
     promote_pending(existing);
     return {};
   }
-  auto* aq = new (std::nothrow) AcceptQueue;
+  auto* aq = new (std::nothrow) AcceptQueue(this, max_backlog);
   if (aq == nullptr) {
     return Error{ENOMEM};
   }
-  aq->backlog = max_backlog;
-  aq->owner = this;
   if (!bind_.in_table) {
     fill_binding(family_ == AF_INET ? mapped(0) : IpAddr{});
     bind_.aq = aq;
@@ -1299,18 +1305,21 @@ void InetSocket::refuse(AcceptQueue* aq) noexcept {
   queue_.wake(0);
 }
 
-// Gives up a parked connect (close, shutdown, AF_UNSPEC).
-void InetSocket::cancel_pending() noexcept {
+// Gives up a parked connect (close, shutdown, AF_UNSPEC). Returns whether a connect was in
+// progress (it may have completed just before: then the socket is connected).
+bool InetSocket::cancel_pending() noexcept {
   AcceptQueue* aq;
+  bool cancelled = false;
   {
     SpinGuard guard(lock_);
     aq = std::exchange(pending_aq_, nullptr);
     if (mode_ == Mode::kSynSent) {
       mode_ = Mode::kClosed;
+      cancelled = true;
     }
   }
   if (aq == nullptr) {
-    return;
+    return cancelled;
   }
   {
     SpinGuard guard(aq->lock);
@@ -1330,12 +1339,13 @@ void InetSocket::cancel_pending() noexcept {
     }
   }
   aq->put();
+  return cancelled;
 }
 
 // Detaches the socket from its connection (connect(AF_UNSPEC), or a failed connect being
 // cleaned up): `abort` resets the peer. The connection object is kept until release() because
-// lock-free readers may still hold it.
-void InetSocket::disconnect_conn(bool abort) noexcept {
+// lock-free readers may still hold it. Returns whether the connection was still open.
+bool InetSocket::disconnect_conn(bool abort) noexcept {
   InetConn* c;
   int s;
   {
@@ -1352,16 +1362,18 @@ void InetSocket::disconnect_conn(bool abort) noexcept {
     err_ = 0;
   }
   if (c == nullptr) {
-    return;
+    return false;
   }
   InetSocket* peer = nullptr;
   Chunk* purged;
+  bool was_open;
   {
     SpinGuard guard(c->lock);
     InetConn::Side& me = c->side[s];
     InetConn::Side& other = c->side[1 - s];
     me.sock = nullptr;
     purged = me.rx.take_all();
+    was_open = !me.closed;
     if (abort && !me.closed && other.sock != nullptr) {
       reset_side(other);
       peer = grab(other.sock);
@@ -1370,6 +1382,7 @@ void InetSocket::disconnect_conn(bool abort) noexcept {
   }
   Chunk::destroy_list(purged);
   wake_and_put(peer, 0);
+  return was_open;
 }
 
 // Drops connect()'s automatic binding (op_mu_ held): the socket is unbound again.
@@ -1467,12 +1480,19 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
     if (addr->sa_family == AF_UNSPEC) {
       // Linux's disconnect: a listener stops, a pending connect is dropped, a connection is
       // reset; the socket can then connect again.
+      // Aborting a connection or a handshake leaves ECONNRESET in SO_ERROR, as on Linux.
       stop_listening(false);
-      cancel_pending();
-      disconnect_conn(true);
+      const bool was_connecting = cancel_pending();
+      const bool was_open = disconnect_conn(true);
       forget_autobind();
-      SpinGuard guard(lock_);
-      ss_ = Ss::kUnconnected;
+      {
+        SpinGuard guard(lock_);
+        ss_ = Ss::kUnconnected;
+        mode_ = Mode::kClosed;
+        shut_ = 0;
+        err_ = was_connecting || was_open ? ECONNRESET : 0;
+      }
+      queue_.wake(0);
       return {};
     }
     Ss ss;
@@ -1563,14 +1583,15 @@ Result<void> InetSocket::shutdown(int how) noexcept {
     queue_.wake(0);
     return result;
   }
-  if (m == Mode::kSynSent) {
-    cancel_pending();
+  if (m == Mode::kSynSent && cancel_pending()) {
+    // Linux disconnects a handshake in progress, leaving ECONNRESET behind.
+    forget_autobind();
     {
       SpinGuard guard(lock_);
       mode_ = Mode::kClosed;
       ss_ = Ss::kUnconnected;
       shut_ = 0;
-      err_ = 0;
+      err_ = ECONNRESET;
     }
     queue_.wake(0);
     return result;
@@ -1809,6 +1830,7 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
     return result;
   };
 
+  sent_data_.store(true, std::memory_order_relaxed);
   for (Waiter waiter; sent < len;) {
     int err = 0;
     const std::size_t before = sent;
@@ -2052,7 +2074,12 @@ Result<void> InetSocket::getsockopt(int level, int name, void* val, socklen_t* l
         int s;
         v = load(tcp_.maxseg);
         if (v == 0) {
-          v = conn(&s) != nullptr ? kLoopbackMss : kUnconnectedMss;
+          if (conn(&s) == nullptr) {
+            v = kUnconnectedMss;
+          } else {
+            v = s == 0 && !sent_data_.load(std::memory_order_relaxed) ? kFirstLoopbackMss
+                                                                        : kLoopbackMss;
+          }
         }
         break;
       }

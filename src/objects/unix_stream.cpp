@@ -11,7 +11,7 @@
 //
 // Writability counts buffers, as Linux does: every write is cut into socket buffers (skbs) and
 // each skb's "truesize" is charged to the writer until the reader has consumed the whole skb.
-// An end is writable while 4 * charged <= sndbuf, and a write may queue a new skb while
+// An end is writable while 4 * (charged + 1) <= sndbuf, and a write may queue a new skb while
 // charged < sndbuf (sndbuf defaults to net.core.wmem_default, 212992). Measured on Linux 6.18
 // (x86-64) through SIOCOUTQ, which reports the charge:
 //   - one skb carries at most 36544 bytes (3776 in its linear head + 32768 in pages), and at
@@ -32,7 +32,6 @@
 // Closing an end with unread data gives the peer ECONNRESET (EPOLLERR, one failed read, then
 // EOF); a write to a shut or closed peer fails with EPIPE and raises SIGPIPE unless
 // MSG_NOSIGNAL.
-#include <pthread.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -77,11 +76,14 @@ static_assert(skb_truesize(14017) == 16640 && skb_truesize(36544) == 37120);
 
 std::size_t max_skb_payload(int sndbuf) {
   long half = static_cast<long>(sndbuf) / 2 - 64;
-  return std::min<std::size_t>(kLinearMax + kPagedMax, half > 0 ? static_cast<std::size_t>(half) : 1);
+  return std::min<std::size_t>(kLinearMax + kPagedMax,
+                               half > 0 ? static_cast<std::size_t>(half) : 1);
 }
 
-bool send_room(std::size_t charged, int sndbuf) {
-  return charged * 4 <= static_cast<std::size_t>(sndbuf);
+// Linux's unix_writable(): EPOLLOUT while the writer's charge is at most a quarter of sndbuf.
+// The kernel's write-memory counter starts at 1 (it doubles as a reference count), hence + 1.
+bool poll_out_allowed(std::size_t charged, int sndbuf) {
+  return (charged + 1) * 4 <= static_cast<std::size_t>(sndbuf);
 }
 
 class UnixStream;
@@ -109,8 +111,6 @@ class UnixStream final : public File {
     opts_.rcvbuf.store(rmem_default(), std::memory_order_relaxed);
   }
 
-  WaitQueue& queue() noexcept { return queue_; }
-
   PollMask poll(PollTable* table) noexcept override {
     poll_wait(table, queue_);
     UnixPair& p = *pair_;
@@ -130,7 +130,7 @@ class UnixStream final : public File {
     if (!me.rx.empty()) {
       mask |= EPOLLIN | EPOLLRDNORM;
     }
-    if (send_room(peer.rx.charge(), me.sndbuf)) {
+    if (poll_out_allowed(peer.rx.charge(), me.sndbuf)) {
       mask |= EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
     }
     return mask;
@@ -217,7 +217,7 @@ class UnixStream final : public File {
         SpinGuard guard(pair_->lock);
         UnixPair::End& me = pair_->end[me_];
         me.sndbuf = opts_.sndbuf.load(std::memory_order_relaxed);
-        now_writable = send_room(pair_->end[1 - me_].rx.charge(), me.sndbuf);
+        now_writable = poll_out_allowed(pair_->end[1 - me_].rx.charge(), me.sndbuf);
       }
       if (now_writable) {
         queue_.wake(kWriteSpaceKey);
@@ -373,7 +373,7 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
         result = copied;
       }
       if (freed != nullptr && other.sock != nullptr &&
-          send_room(me.rx.charge(), other.sndbuf) && other.sock->try_get()) {
+          poll_out_allowed(me.rx.charge(), other.sndbuf) && other.sock->try_get()) {
         writer = other.sock;
       }
     }
