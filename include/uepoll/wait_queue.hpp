@@ -58,7 +58,11 @@ class WaitQueue {
   /// owner alive (hold a reference on its File) for the duration.
   static void remove(WaitEntry& entry) noexcept;
   /// Runs the callbacks: every non-exclusive entry, and exclusive ones until one consumes.
+  /// For readiness changes (data arrived, space freed).
   void wake(PollMask key) noexcept UEPOLL_EXCLUDES(lock_);
+  /// Runs every callback, exclusive entries included (Linux's wake_up_all). For state changes
+  /// that every waiter must see: a peer's close, a shutdown, the last reader or writer leaving.
+  void wake_all(PollMask key) noexcept UEPOLL_EXCLUDES(lock_);
   /// A hint without the lock (callers that need certainty hold their own lock around the check).
   bool has_entries() const noexcept { return head_.load(std::memory_order_acquire) != nullptr; }
 
@@ -66,6 +70,8 @@ class WaitQueue {
   void remove_locked(WaitEntry& entry) noexcept UEPOLL_REQUIRES(lock_);
 
  private:
+  void wake_common(PollMask key, bool all) noexcept UEPOLL_EXCLUDES(lock_);
+
   SpinLock lock_;
   std::atomic<WaitEntry*> head_{nullptr};  // written under lock_; read locklessly by has_entries
   WaitEntry* tail_ UEPOLL_GUARDED_BY(lock_) = nullptr;

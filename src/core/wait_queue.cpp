@@ -53,7 +53,11 @@ void WaitQueue::remove(WaitEntry& entry) noexcept {
   }
 }
 
-void WaitQueue::wake(PollMask key) noexcept {
+void WaitQueue::wake(PollMask key) noexcept { wake_common(key, /*all=*/false); }
+
+void WaitQueue::wake_all(PollMask key) noexcept { wake_common(key, /*all=*/true); }
+
+void WaitQueue::wake_common(PollMask key, bool all) noexcept {
   if (!has_entries()) {
     return;
   }
@@ -62,7 +66,7 @@ void WaitQueue::wake(PollMask key) noexcept {
   while (entry != nullptr) {
     WaitEntry* next = entry->next;  // the callback may unhook its own entry
     bool exclusive = entry->exclusive;
-    if (entry->on_wake(*entry, key) && exclusive) {
+    if (entry->on_wake(*entry, key) && exclusive && !all) {
       break;
     }
     entry = next;

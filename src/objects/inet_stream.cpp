@@ -475,7 +475,11 @@ class InetSocket final : public File {
   }
   static void wake_and_put(InetSocket* s, PollMask key) noexcept {
     if (s != nullptr) {
-      s->queue_.wake(key);
+      if (key == 0) {
+        s->queue_.wake_all(0);  // a state change: every waiter must see it
+      } else {
+        s->queue_.wake(key);
+      }
       s->put();
     }
   }
@@ -996,9 +1000,9 @@ void InetSocket::stop_listening(bool releasing) noexcept {
   aq->put();
   // Blocked accept() callers must all see EINVAL: wake the exclusive waiters one by one.
   while (accept_wait_.has_entries()) {
-    accept_wait_.wake(0);
+    accept_wait_.wake_all(0);
   }
-  queue_.wake(0);
+  queue_.wake_all(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1280,7 +1284,7 @@ InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
     listener->accept_wait_.wake(EPOLLIN);
     wake_and_put(listener, kDataReadyKey);
   }
-  client->queue_.wake(0);
+  client->queue_.wake_all(0);
   return outcome;
 }
 
@@ -1302,7 +1306,7 @@ void InetSocket::refuse(AcceptQueue* aq) noexcept {
   if (drop_ref) {
     aq->put();
   }
-  queue_.wake(0);
+  queue_.wake_all(0);
 }
 
 // Gives up a parked connect (close, shutdown, AF_UNSPEC). Returns whether a connect was in
@@ -1492,7 +1496,7 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
         shut_ = 0;
         err_ = was_connecting || was_open ? ECONNRESET : 0;
       }
-      queue_.wake(0);
+      queue_.wake_all(0);
       return {};
     }
     Ss ss;
@@ -1548,7 +1552,7 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
           shut_ = kShutdownMask;
         }
         if (o == Outcome::kRefused) {
-          queue_.wake(0);
+          queue_.wake_all(0);
         }
         if (dont_wait) {
           return Error{EINPROGRESS};
@@ -1580,7 +1584,7 @@ Result<void> InetSocket::shutdown(int how) noexcept {
     if ((mode & kRcvShutdown) != 0) {
       stop_listening(false);
     }
-    queue_.wake(0);
+    queue_.wake_all(0);
     return result;
   }
   if (m == Mode::kSynSent && cancel_pending()) {
@@ -1593,7 +1597,7 @@ Result<void> InetSocket::shutdown(int how) noexcept {
       shut_ = 0;
       err_ = ECONNRESET;
     }
-    queue_.wake(0);
+    queue_.wake_all(0);
     return result;
   }
   int s;
@@ -1637,7 +1641,7 @@ Result<void> InetSocket::shutdown(int how) noexcept {
   if (closed) {
     result = Error{ENOTCONN};  // Linux sets the bits anyway
   }
-  queue_.wake(0);
+  queue_.wake_all(0);
   wake_and_put(peer, 0);
   return result;
 }

@@ -148,8 +148,8 @@ class PipeEnd final : public File {
         p.writers = false;
       }
     }
-    p.read_wait.wake(0);
-    p.write_wait.wake(0);
+    p.read_wait.wake_all(0);
+    p.write_wait.wake_all(0);
     if (p.ends.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       delete state_;
     }

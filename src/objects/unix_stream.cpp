@@ -170,7 +170,7 @@ class UnixStream final : public File {
         }
       }
     }
-    queue_.wake(0);
+    queue_.wake_all(0);
     wake_and_put(peer, 0);
     return {};
   }
@@ -321,7 +321,11 @@ class UnixStream final : public File {
 
   static void wake_and_put(UnixStream* s, PollMask key) noexcept {
     if (s != nullptr) {
-      s->queue_.wake(key);
+      if (key == 0) {
+        s->queue_.wake_all(0);  // a state change: every waiter must see it
+      } else {
+        s->queue_.wake(key);
+      }
       s->put();
     }
   }
