@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job: builds uepoll in release mode and runs the demo (an echo server and its clients
-# on uepoll's in-process sockets, then a user-written pollable object). Installs what is missing.
+# The main job, the seed's experiment: builds uepoll in release mode and runs the headline
+# benchmark (nginx-like HTTP server + wrk-like client with keepalive_requests 1, on uepoll fine,
+# uepoll legacy and the kernel; then connection churn at 1..64 threads). Prints a table, writes
+# out/headline.json and out/headline.png. About 3 minutes; --long runs five times longer.
+# Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh python3 gnuplot-nox linux-perf
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target echo_demo custom_object
-echo "=== echo server and clients on in-process sockets"
-build/release/examples/echo_demo "$@"
-echo "=== a user-written pollable object"
-build/release/examples/custom_object
+cmake --build --preset release -j"$(nproc)" --target http_bench churn
+exec python3 bench/headline.py --build build/release --out out "$@"
