@@ -208,14 +208,16 @@ def print_table(r, worker_counts):
         print(f"{row['backend']:8s} {row['workers']:>4d} {row['rps']:>10.0f} {row['p50_us']:>8.0f} "
               f"{row['p99_us']:>8.0f} {row['fine_over_legacy']:>11.2f} "
               f"{row['fine_over_kernel']:>11.2f} {mutex:>9s}")
-    print("\n=== Release path (last close of a watched socket, with its children): share of "
-          "the server's CPU")
+    print("\n=== Release path (last close of a watched socket, with its children). perf: share of "
+          "the server threads' CPU samples;\n    counters: time spent in it, waiting for the "
+          "legacy mutex included, over the process's CPU time")
     for b in BACKENDS:
         perf = r["release_path_share_perf"].get(b)
         counters = r["release_path_share_counters"].get(b)
         perf_s = "n/a" if perf is None else f"{perf * 100:.1f}%"
         cnt_s = "n/a" if counters is None else f"{counters * 100:.1f}%"
-        print(f"  {b:8s} perf: {perf_s:>7s}   uepoll counters (whole process): {cnt_s:>7s}")
+        print(f"  {b:8s} perf (CPU samples): {perf_s:>7s}   "
+              f"counters (time in path C / process CPU time): {cnt_s:>7s}")
     lm = r["legacy_mutex"]
     sat = "n/a" if not lm["saturation_cores"] else f"{lm['saturation_cores']:.0f}"
     print(f"\nlegacy global mutex: {lm['acquisitions_per_s']:.0f}/s, held {lm['hold_ns']:.0f} ns "
