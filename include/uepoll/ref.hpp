@@ -5,6 +5,8 @@
 #include <new>
 #include <utility>
 
+#include "uepoll/fault_injection.hpp"
+
 namespace uepoll {
 
 template <class T>
@@ -57,6 +59,9 @@ class Ref {
 /// Allocates a T without throwing; an empty Ref means the allocation failed (ENOMEM).
 template <class T, class... Args>
 Ref<T> make_ref(Args&&... args) noexcept {
+  if (detail::allocation_should_fail()) {
+    return nullptr;
+  }
   return Ref<T>::adopt(new (std::nothrow) T(std::forward<Args>(args)...));
 }
 

@@ -1,4 +1,5 @@
 #include "uepoll/fd_table.hpp"
+#include "uepoll/fault_injection.hpp"
 
 #include <sys/resource.h>
 
@@ -67,7 +68,7 @@ FdTable::Chunk* FdTable::chunk_for_install(int fd) noexcept {
   auto& c = chunks_[fd >> kChunkBits];
   Chunk* chunk = c.load(std::memory_order_relaxed);
   if (chunk == nullptr) {
-    chunk = new (std::nothrow) Chunk;
+    chunk = detail::try_new<Chunk>();
     // Publishes the zeroed slots; pairs with the acquire load in slot().
     c.store(chunk, std::memory_order_release);
   }

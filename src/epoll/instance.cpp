@@ -2,6 +2,7 @@
 // paths. The lock hierarchy is at the top of instance.hpp and, with the reasoning behind it, in
 // docs/locking.md.
 #include "epoll/instance.hpp"
+#include "uepoll/fault_injection.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -97,7 +98,7 @@ Instance::~Instance() {
 }
 
 Result<Ref<File>> Instance::create(int status_flags, LockMode mode) noexcept {
-  auto* ep = new (std::nothrow) Instance(status_flags, mode);
+  auto* ep = allocation_should_fail() ? nullptr : new (std::nothrow) Instance(status_flags, mode);
   if (ep == nullptr) {
     return Error{ENOMEM};
   }
@@ -336,7 +337,7 @@ void InsertTable::hook(PollTable& table, WaitQueue& queue) noexcept {
   auto& t = static_cast<InsertTable&>(table);
   WatchHook* h = &t.w->hook;
   if (t.hooks++ > 0) {
-    h = new (std::nothrow) WatchHook;
+    h = try_new<WatchHook>();
     if (h == nullptr) {
       t.out_of_memory = true;
       return;
@@ -355,7 +356,7 @@ Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
   if (!watch_count_try_add(max_user_watches())) {
     return Error{ENOSPC};
   }
-  auto* w = new (std::nothrow) Watch;
+  auto* w = try_new<Watch>();
   if (w == nullptr) {
     watch_count_sub();
     return Error{ENOMEM};

@@ -38,6 +38,7 @@
 // again (Linux's point depends on its window updates: usually a few hundred KB earlier).
 // A writer that found no room is woken with EPOLLOUT when space comes back (SOCK_NOSPACE).
 #include <arpa/inet.h>
+#include "uepoll/fault_injection.hpp"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -770,7 +771,7 @@ Result<void> InetSocket::listen(int backlog) noexcept {
     promote_pending(existing);
     return {};
   }
-  auto* aq = new (std::nothrow) AcceptQueue(this, max_backlog);
+  auto* aq = detail::try_new<AcceptQueue>(this, max_backlog);
   if (aq == nullptr) {
     return Error{ENOMEM};
   }
@@ -1178,8 +1179,8 @@ InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
     }
     family = aq->owner->family_;
   }
-  auto* conn = new (std::nothrow) InetConn;
-  InetSocket* child = conn != nullptr ? new (std::nothrow) InetSocket(family, 0) : nullptr;
+  auto* conn = detail::try_new<InetConn>();
+  InetSocket* child = conn != nullptr ? detail::try_new<InetSocket>(family, 0) : nullptr;
   if (child == nullptr) {
     delete conn;
     return Outcome::kNoMemory;

@@ -4,6 +4,7 @@
 // been read from a full pipe. Each end hooks its own queue only (readers: read_wait, writers:
 // write_wait), as Linux's pipe_poll does.
 #include <pthread.h>
+#include "uepoll/fault_injection.hpp"
 #include <signal.h>
 
 #include <algorithm>
@@ -206,7 +207,8 @@ class PipeEnd final : public File {
       while (put < count && !p.full()) {
         auto& slot = p.slots[p.head % kSlots];
         if (!slot.page) {
-          slot.page.reset(new (std::nothrow) std::uint8_t[kPageSize]);
+          slot.page.reset(detail::allocation_should_fail() ? nullptr
+                                                          : new (std::nothrow) std::uint8_t[kPageSize]);
           if (!slot.page) {
             if (put == 0) {
               return Error{ENOMEM};
@@ -237,7 +239,7 @@ class PipeEnd final : public File {
 }  // namespace
 
 Result<FilePair> make_pipe(int flags) noexcept {
-  auto* state = new (std::nothrow) PipeState;
+  auto* state = detail::try_new<PipeState>();
   if (state == nullptr) {
     return Error{ENOMEM};
   }

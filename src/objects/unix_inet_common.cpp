@@ -1,4 +1,5 @@
 #include "objects/unix_inet_common.hpp"
+#include "uepoll/fault_injection.hpp"
 
 #include <pthread.h>
 #include <sys/time.h>
@@ -17,7 +18,8 @@ namespace uepoll::sockcommon {
 // Chunks and byte queues
 
 Chunk* Chunk::create(std::size_t cap) noexcept {
-  void* mem = ::operator new(sizeof(Chunk) + cap, std::nothrow);
+  void* mem = detail::allocation_should_fail() ? nullptr
+                                               : ::operator new(sizeof(Chunk) + cap, std::nothrow);
   if (mem == nullptr) {
     return nullptr;
   }

@@ -33,6 +33,7 @@
 // EOF); a write to a shut or closed peer fails with EPIPE and raises SIGPIPE unless
 // MSG_NOSIGNAL.
 #include <sys/un.h>
+#include "uepoll/fault_injection.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -522,12 +523,12 @@ Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noex
 }  // namespace
 
 Result<FilePair> make_unix_stream_pair(int flags) noexcept {
-  auto* pair = new (std::nothrow) UnixPair;
+  auto* pair = detail::try_new<UnixPair>();
   if (pair == nullptr) {
     return Error{ENOMEM};
   }
-  auto* a = new (std::nothrow) UnixStream(pair, 0, flags);
-  auto* b = new (std::nothrow) UnixStream(pair, 1, flags);
+  auto* a = detail::try_new<UnixStream>(pair, 0, flags);
+  auto* b = detail::try_new<UnixStream>(pair, 1, flags);
   if (a == nullptr || b == nullptr) {
     // Neither end was published: drop them as if each had been closed (the pair is freed by the
     // last one; with no end at all it is freed here).

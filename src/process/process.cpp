@@ -1,6 +1,7 @@
 // The system-call layer: argument checks in Linux's order, descriptor lookups, then the object
 // or epoll instance does the work. Nothing here touches errno (that is capi/'s job).
 #include "uepoll/process.hpp"
+#include "uepoll/fault_injection.hpp"
 
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -469,7 +470,7 @@ struct PollCallTable : PollTable {
   }
   static void hook(PollTable& table, WaitQueue& queue) noexcept {
     auto& t = static_cast<PollCallTable&>(table);
-    auto* h = new (std::nothrow) PollHook;
+    auto* h = detail::try_new<PollHook>();
     if (h == nullptr) {
       t.out_of_memory = true;
       return;

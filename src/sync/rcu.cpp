@@ -1,4 +1,5 @@
 #include "sync/rcu.hpp"
+#include "uepoll/fault_injection.hpp"
 
 #include <urcu-bp.h>
 
@@ -131,7 +132,7 @@ void retire(FreeFn free_fn, void* object) noexcept {
   {
     SpinGuard guard(t.lock);
     if (t.current == nullptr) {
-      t.current = new (std::nothrow) Batch;
+      t.current = detail::try_new<Batch>();
     }
     if (Batch* b = t.current) {
       b->items[b->count++] = {free_fn, object};

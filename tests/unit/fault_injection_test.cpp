@@ -1,0 +1,197 @@
+// Allocation failures on every allocating path: each call below is made with its n-th
+// allocation failing, for n = 1, 2, ... until the call no longer allocates that often. Every
+// failing call must return ENOMEM (ENOBUFS for a connect) and leave everything as
+// it was: live files, instances and items, the max_user_watches count, the lowest free
+// descriptor, and what the instance reports. Runs in builds with UEPOLL_FAULT_INJECTION.
+#include "uepoll/fault_injection.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+
+#include <functional>
+
+#include "uepoll/process.hpp"
+#include "uepoll/stats.hpp"
+
+namespace {
+
+using uepoll::Process;
+
+struct State {
+  uepoll::stats::Snapshot live;
+  int lowest_free_fd;
+  int ready;  // events the instance under test reports (level-triggered: not consumed)
+  bool operator==(const State& o) const {
+    return live.files == o.live.files && live.instances == o.live.instances &&
+           live.watches == o.live.watches && live.user_watches == o.live.user_watches &&
+           lowest_free_fd == o.lowest_free_fd && ready == o.ready;
+  }
+};
+
+class FaultInjection : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!uepoll::testing::fail_nth_allocation(0) || !uepoll::stats::enabled()) {
+      GTEST_SKIP() << "needs UEPOLL_FAULT_INJECTION and UEPOLL_STATS (debug/sanitizer presets)";
+    }
+    ep_ = p_.epoll_create1(0).value();
+  }
+
+  State capture() {
+    State s;
+    s.live = uepoll::stats::quiesce_and_read();
+    int probe = p_.dup(ep_).value();
+    s.lowest_free_fd = probe;
+    EXPECT_TRUE(p_.close(probe));
+    epoll_event ev[8];
+    s.ready = p_.epoll_wait(ep_, ev, 8, 0).value();
+    return s;
+  }
+
+  // Runs `call` with its n-th allocation failing, for every n until it succeeds untouched.
+  // `call` returns 0 or an errno; `undo` reverts a success.
+  void each_failure(const std::function<int()>& call, const std::function<void()>& undo) {
+    int failures = 0;
+    for (long n = 1; n < 1000; ++n) {
+      State before = capture();
+      ASSERT_TRUE(uepoll::testing::fail_nth_allocation(n));
+      int error = call();
+      const bool injected = !uepoll::testing::allocation_failure_pending();
+      uepoll::testing::fail_nth_allocation(0);
+      if (error == 0) {
+        undo();
+        if (!injected) {
+          EXPECT_GT(failures, 0) << "the call never allocated";
+          return;  // the call made fewer than n allocations: every one has been tried
+        }
+        continue;  // a failure uepoll absorbs (a hash table that stays small, an RCU batch)
+      }
+      ++failures;
+      EXPECT_TRUE(injected) << "failed without an injected failure: errno " << error;
+      // ENOMEM; a connect that cannot allocate its connection says ENOBUFS, as Linux's TCP does.
+      EXPECT_TRUE(error == ENOMEM || error == ENOBUFS) << "allocation " << n << ": errno " << error;
+      EXPECT_TRUE(capture() == before) << "state changed after failing allocation " << n;
+    }
+    FAIL() << "the call never stopped allocating";
+  }
+
+  Process p_;
+  int ep_ = -1;
+};
+
+int err(const uepoll::Result<int>& r) { return r ? 0 : r.error(); }
+int err(const uepoll::Result<void>& r) { return r ? 0 : r.error(); }
+
+TEST_F(FaultInjection, EpollCreate) {
+  int fd = -1;
+  each_failure([&] { auto r = p_.epoll_create1(0); fd = r ? *r : -1; return err(r); },
+               [&] { ASSERT_TRUE(p_.close(fd)); });
+}
+
+TEST_F(FaultInjection, Eventfd) {
+  int fd = -1;
+  each_failure([&] { auto r = p_.eventfd(1, 0); fd = r ? *r : -1; return err(r); },
+               [&] { ASSERT_TRUE(p_.close(fd)); });
+}
+
+TEST_F(FaultInjection, PipeAndSocketpair) {
+  int fds[2];
+  each_failure([&] { return err(p_.pipe2(fds, O_NONBLOCK)); },
+               [&] {
+                 ASSERT_TRUE(p_.close(fds[0]));
+                 ASSERT_TRUE(p_.close(fds[1]));
+               });
+  each_failure([&] { return err(p_.socketpair(AF_UNIX, SOCK_STREAM, 0, fds)); },
+               [&] {
+                 ASSERT_TRUE(p_.close(fds[0]));
+                 ASSERT_TRUE(p_.close(fds[1]));
+               });
+}
+
+TEST_F(FaultInjection, Dup) {
+  int fd = -1;
+  each_failure([&] { auto r = p_.dup(ep_); fd = r ? *r : -1; return err(r); },
+               [&] { ASSERT_TRUE(p_.close(fd)); });
+}
+
+TEST_F(FaultInjection, AddOfAReadyFileAndOfAPipe) {
+  int efd = p_.eventfd(1, 0).value();  // readable: a successful ADD makes it ready at once
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  each_failure([&] { return err(p_.epoll_ctl(ep_, EPOLL_CTL_ADD, efd, &ev)); },
+               [&] { ASSERT_TRUE(p_.epoll_ctl(ep_, EPOLL_CTL_DEL, efd, nullptr)); });
+  int fds[2];
+  ASSERT_TRUE(p_.pipe2(fds, O_NONBLOCK));
+  ASSERT_TRUE(p_.write(fds[1], "x", 1));
+  each_failure([&] { return err(p_.epoll_ctl(ep_, EPOLL_CTL_ADD, fds[0], &ev)); },
+               [&] { ASSERT_TRUE(p_.epoll_ctl(ep_, EPOLL_CTL_DEL, fds[0], nullptr)); });
+  ASSERT_TRUE(p_.close(efd));
+  ASSERT_TRUE(p_.close(fds[0]));
+  ASSERT_TRUE(p_.close(fds[1]));
+}
+
+TEST_F(FaultInjection, NestedAdd) {
+  int inner = p_.epoll_create1(0).value();
+  int efd = p_.eventfd(1, 0).value();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_TRUE(p_.epoll_ctl(inner, EPOLL_CTL_ADD, efd, &ev));
+  each_failure([&] { return err(p_.epoll_ctl(ep_, EPOLL_CTL_ADD, inner, &ev)); },
+               [&] { ASSERT_TRUE(p_.epoll_ctl(ep_, EPOLL_CTL_DEL, inner, nullptr)); });
+  ASSERT_TRUE(p_.close(efd));
+  ASSERT_TRUE(p_.close(inner));
+}
+
+TEST_F(FaultInjection, ConnectAndAccept) {
+  int listener = p_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).value();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_TRUE(p_.bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+  ASSERT_TRUE(p_.listen(listener, 16));
+  socklen_t len = sizeof addr;
+  ASSERT_TRUE(p_.getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len));
+  int client = -1;
+  each_failure(
+      [&] {
+        auto s = p_.socket(AF_INET, SOCK_STREAM, 0);
+        if (!s) {
+          return s.error();
+        }
+        client = *s;
+        auto r = p_.connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        if (!r) {
+          EXPECT_TRUE(p_.close(client));
+        }
+        return err(r);
+      },
+      [&] {
+        ASSERT_TRUE(p_.close(client));
+        auto server = p_.accept4(listener, nullptr, nullptr, 0);
+        ASSERT_TRUE(server);
+        ASSERT_TRUE(p_.close(*server));
+      });
+  // accept: a connection waits in the queue; a failed accept must leave it there.
+  int c = p_.socket(AF_INET, SOCK_STREAM, 0).value();
+  ASSERT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+  int server = -1;
+  each_failure([&] { auto r = p_.accept4(listener, nullptr, nullptr, 0); server = r ? *r : -1;
+                     return err(r); },
+               [&] {
+                 ASSERT_TRUE(p_.close(server));
+                 // Queue another connection for the next round.
+                 ASSERT_TRUE(p_.close(c));
+                 c = p_.socket(AF_INET, SOCK_STREAM, 0).value();
+                 ASSERT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+               });
+  ASSERT_TRUE(p_.close(c));
+  auto leftover = p_.accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+  if (leftover) {
+    ASSERT_TRUE(p_.close(*leftover));
+  }
+  ASSERT_TRUE(p_.close(listener));
+}
+
+}  // namespace
