@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 
+#include <cstdio>
 #include <functional>
 
 #include "uepoll/process.hpp"
@@ -65,6 +66,7 @@ class FaultInjection : public ::testing::Test {
         undo();
         if (!injected) {
           EXPECT_EQ(failures > 0, allocates) << "allocations that failed: " << failures;
+          std::printf("%d faults injected\n", failures);
           return;  // the call made fewer than n allocations: every one has been tried
         }
         continue;  // a failure uepoll absorbs (a hash table that stays small, an RCU batch)
