@@ -18,7 +18,7 @@ while ((SECONDS < end)); do
         ctest --preset "$preset" -R 'FaultInjection' -V 2>&1)
   rc=$?
   rounds=$((rounds + 1))
-  n=$(grep -oE 'out of [0-9]+' <<<"$out" | grep -oE '[0-9]+' | paste -sd+ | bc)
+  n=$(grep -oE 'out of [0-9]+' <<<"$out" | awk '{s += $3} END {print s + 0}')
   tests=$((tests + ${n:-0}))
   if grep -qE '\*\*\*Failed|ThreadSanitizer|AddressSanitizer|runtime error' <<<"$out"; then
     failed=$((failed + 1))
