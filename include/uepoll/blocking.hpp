@@ -77,6 +77,31 @@ class Waiter {
   Hook hook_;
 };
 
+/// The loop of a blocking call. `attempt()` returns the call's result, or an empty optional when
+/// it would block. A would-block ends a non-waiting call (`dont_wait`) as `stopped(EAGAIN)`;
+/// otherwise the thread hooks itself on `queue`, tries once more (so a wake-up between the two
+/// tries is not lost) and sleeps; a sleep ended by a signal handler or by `deadline` ends the
+/// call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
+template <class T, class Attempt, class Stopped>
+Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, Attempt&& attempt,
+                   Stopped&& stopped) noexcept {
+  for (Waiter waiter;;) {
+    if (auto r = attempt()) {
+      return *r;
+    }
+    if (dont_wait) {
+      return stopped(EAGAIN);
+    }
+    waiter.arm(queue);
+    if (auto r = attempt()) {
+      return *r;
+    }
+    if (Result<void> slept = waiter.sleep(deadline); !slept) {
+      return stopped(slept.error());
+    }
+  }
+}
+
 /// Absolute CLOCK_MONOTONIC time `ms` milliseconds from now.
 timespec deadline_after_ms(long ms) noexcept;
 

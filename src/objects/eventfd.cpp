@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
@@ -43,24 +44,15 @@ class EventFd final : public File {
     if (count < sizeof(std::uint64_t)) {
       return Error{EINVAL};
     }
-    for (Waiter waiter;;) {
+    auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
       std::uint64_t value = 0;
-      if (try_read(value)) {
-        std::memcpy(buf, &value, sizeof value);
-        return sizeof value;
+      if (!try_read(value)) {
+        return std::nullopt;
       }
-      if (flags.dont_wait()) {
-        return Error{EAGAIN};
-      }
-      waiter.arm(queue_);
-      if (try_read(value)) {
-        std::memcpy(buf, &value, sizeof value);
-        return sizeof value;
-      }
-      if (Result<void> slept = waiter.sleep(); !slept) {
-        return Error{slept.error()};
-      }
-    }
+      std::memcpy(buf, &value, sizeof value);
+      return sizeof value;
+    };
+    return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt, fail);
   }
 
   Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
@@ -72,24 +64,19 @@ class EventFd final : public File {
     if (value == ~std::uint64_t{0}) {
       return Error{EINVAL};
     }
-    for (Waiter waiter;;) {
-      if (try_write(value)) {
-        return sizeof value;
+    auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+      if (!try_write(value)) {
+        return std::nullopt;
       }
-      if (flags.dont_wait()) {
-        return Error{EAGAIN};
-      }
-      waiter.arm(queue_);
-      if (try_write(value)) {
-        return sizeof value;
-      }
-      if (Result<void> slept = waiter.sleep(); !slept) {
-        return Error{slept.error()};
-      }
-    }
+      return sizeof value;
+    };
+    return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt, fail);
   }
 
  private:
+  // A wait that ended without success: EAGAIN (non-blocking) or EINTR.
+  static Result<size_t> fail(int error) noexcept { return Error{error}; }
+
   bool try_read(std::uint64_t& value) noexcept {
     {
       SpinGuard guard(lock_);

@@ -1991,24 +1991,12 @@ Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
     return result;
   };
 
-  for (Waiter waiter;;) {
-    if (auto r = step()) {
-      return *r;
-    }
-    if (dont_wait) {
-      return copied > 0 ? Result<size_t>(copied) : Result<size_t>(Error{EAGAIN});
-    }
-    waiter.arm(queue_);
-    if (auto r = step()) {
-      return *r;
-    }
-    if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
-      if (copied > 0) {
-        return copied;
-      }
-      return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
-    }
-  }
+  // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
+  // reads as EAGAIN too) or EINTR.
+  return block_on<size_t>(queue_, dont_wait, deadline.get(), step, [&](int error) noexcept {
+    return copied > 0 ? Result<size_t>(copied)
+                      : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
