@@ -1,57 +1,124 @@
 // Blocking for objects: how a File implementation makes the calling thread wait for its
 // WaitQueue, with Linux's signal behaviour.
 //
-// A blocked uepoll call sleeps in the kernel's ppoll() on a per-thread eventfd, never in a futex
-// or condition variable: ppoll is never restarted after a signal handler, so a blocked call
-// returns EINTR whenever a handler runs (epoll_wait does this on Linux even under SA_RESTART), and
-// ppoll installs a signal mask atomically (epoll_pwait).
-//
 //   Result<size_t> MyObject::read(void* buf, size_t n, IoFlags f) noexcept {
 //     for (uepoll::Waiter waiter;;) {
 //       if (auto r = try_read(buf, n); r || r.error() != EAGAIN || f.dont_wait()) return r;
 //       waiter.arm(read_queue_);                       // hook first, then re-check, then sleep
 //       if (auto r = try_read(buf, n); r || r.error() != EAGAIN) return r;
-//       if (auto s = waiter.sleep(); !s) return s.error();   // EINTR
+//       if (auto s = waiter.sleep(); !s) {             // EINTR: a handler without SA_RESTART
+//         if (auto r = try_read(buf, n); r || r.error() != EAGAIN) return r;  // data wins
+//         return s.error();
+//       }
 //     }
 //   }
+// block_on() below is that loop, written once.
 //
-// Thread safety: a Waiter belongs to the thread that created it.
+// How a thread sleeps. Each thread has a Parker: a state word that wakers flip, so that a waker
+// enters the kernel only when the thread really sleeps. A sleep spins briefly, then blocks on a
+// futex on that word; a sleep that must also install a signal mask (epoll_pwait) or watch a
+// kernel descriptor blocks in ppoll() on a per-thread eventfd (the doorbell, created the first
+// time one is needed). Signals: a sleep without a deadline of a blocking read/write is restarted
+// after an SA_RESTART handler and fails with EINTR after other handlers, as Linux's are;
+// epoll_wait, poll and sleeps with a deadline always fail with EINTR after a handler.
+//
+// Thread safety: a Waiter belongs to the thread that created it; unpark() may be called from
+// any thread.
 #pragma once
 
 #include <signal.h>
 #include <time.h>
+
+#include <atomic>
 
 #include "uepoll/result.hpp"
 #include "uepoll/wait_queue.hpp"
 
 namespace uepoll {
 
-/// The calling thread's wake-up channel (a kernel eventfd created on first use).
+/// What ends a sleep besides a wake-up.
+struct SleepSpec {
+  const timespec* deadline = nullptr;  // absolute CLOCK_MONOTONIC; null: none
+  const sigset_t* sigmask = nullptr;   // installed for the sleep only (epoll_pwait); null: none
+  /// Blocking I/O without a deadline: an SA_RESTART handler resumes the sleep instead of
+  /// ending it with EINTR.
+  bool restart_after_handler = false;
+};
+
+/// A thread's wake-up channel.
 ///
-/// Lifetime: never freed. When its thread exits, a parker goes back to a pool and the next new
+/// Lifetime: never freed. When its thread exits, a parker goes back to a pool and a later
 /// thread takes it, so a waker may safely unpark a parker whose sleeper has already left; the
 /// next owner sees a spurious wake-up, which every sleeper tolerates (they re-check and loop).
 class Parker {
  public:
-  /// The calling thread's parker, or null if its eventfd could not be created.
-  static Parker* current() noexcept;
-  /// Wakes the owning thread's next (or current) sleep. Any thread; async-signal-safe.
+  /// Wakes the owner's current or next sleep. Any thread. The system call that wakes a thread
+  /// asleep in the kernel is deferred to the end of the calling thread's outermost WakeBatch,
+  /// if one is open.
   void unpark() noexcept;
-  /// Sleeps until unpark(), the absolute CLOCK_MONOTONIC `deadline` (null: none) or a signal
-  /// handler. `sigmask` (null: unchanged) is installed for the duration of the sleep only.
-  /// Returns ETIMEDOUT, EINTR, or success after an unpark (possibly an earlier, stale one).
-  Result<void> park(const timespec* deadline, const sigset_t* sigmask) noexcept;
-  /// Consumes a pending unpark without sleeping.
-  void drain() noexcept;
+  /// Sleeps until unpark() (possibly an earlier, stale one), the deadline (ETIMEDOUT), a signal
+  /// handler (EINTR) or an unreadable `sigmask` (EFAULT). Owner only.
+  Result<void> park(const SleepSpec& spec) noexcept;
 
-  explicit Parker(int fd) noexcept : fd_(fd) {}
   Parker(const Parker&) = delete;
   Parker& operator=(const Parker&) = delete;
 
  private:
+  friend class WakeBatch;
+  friend class ParkerLease;
   friend struct ParkerPool;
-  int fd_;
-  Parker* next_free_ = nullptr;  // in the pool, while no thread owns it
+  Parker() noexcept = default;
+  enum State : int { kRunning, kNotified, kParked };
+  enum Mode : int { kFutex, kDoorbell, kNap };
+  void kick() noexcept;  // the system call that wakes a parked owner
+  Result<void> sleep_futex(const SleepSpec& spec) noexcept;
+  Result<void> sleep_doorbell(const SleepSpec& spec) noexcept;
+
+  std::atomic<int> state_{kRunning};
+  std::atomic<int> mode_{kFutex};  // how the owner sleeps while kParked (read by kick())
+  int doorbell_ = -1;              // eventfd, created on the first sleep that needs it
+  std::atomic<Parker*> wake_next_{nullptr};  // on a WakeBatch: the next parker, or the tail mark
+  Parker* next_free_ = nullptr;              // in the pool, while no thread owns it
+};
+
+/// The calling thread's parker for one blocking call: the thread's own (taken from the pool on
+/// first need), or, on a thread whose exit cleanup has run, one borrowed for the call. Empty
+/// when no memory could be had; sleep() then naps a millisecond at a time, re-checking.
+class ParkerLease {
+ public:
+  ParkerLease() noexcept = default;
+  ~ParkerLease();
+  ParkerLease(const ParkerLease&) = delete;
+  ParkerLease& operator=(const ParkerLease&) = delete;
+
+  /// Takes the parker on first call; null when none could be had.
+  Parker* acquire() noexcept;
+  Parker* get() const noexcept { return parker_; }
+  /// park() on the parker, or a nap of at most a millisecond without one.
+  Result<void> sleep(const SleepSpec& spec) noexcept;
+
+ private:
+  Parker* parker_ = nullptr;
+  bool acquired_ = false;
+  bool borrowed_ = false;
+};
+
+/// Defers the system calls of unpark() until the calling thread's outermost WakeBatch ends, so
+/// that no thread enters the kernel while it holds a spinlock (Linux's wake_q). Open one before
+/// taking the locks under which threads are woken; WaitQueue::wake() opens one itself.
+class WakeBatch {
+ public:
+  WakeBatch() noexcept;
+  ~WakeBatch();  // the outermost batch issues the deferred wake-ups
+  WakeBatch(const WakeBatch&) = delete;
+  WakeBatch& operator=(const WakeBatch&) = delete;
+
+ private:
+  friend class Parker;
+  void defer(Parker* p) noexcept;
+  bool outermost_;
+  Parker* head_ = nullptr;
+  std::atomic<Parker*>* tail_link_ = nullptr;
 };
 
 /// A thread's hook on one WaitQueue while it blocks; unhooks itself on destruction.
@@ -66,22 +133,24 @@ class Waiter {
   /// Hooks the waiter on `queue` (again, if a wake-up unhooked it). Re-check the condition after
   /// this and before sleep(), so that no wake-up is lost.
   void arm(WaitQueue& queue) noexcept;
-  /// Sleeps until a wake-up of the queue, the deadline, or a signal handler (EINTR).
+  /// Sleeps until a wake-up of the queue, the deadline (ETIMEDOUT), or a signal handler (EINTR;
+  /// without a deadline, SA_RESTART handlers do not end the sleep).
   Result<void> sleep(const timespec* deadline = nullptr) noexcept;
 
  private:
   struct Hook : WaitEntry {
-    Parker* parker;
+    Parker* parker = nullptr;
   };
   static bool on_wake(WaitEntry& entry, PollMask key) noexcept;
   Hook hook_;
+  ParkerLease lease_;
 };
 
 /// The loop of a blocking call. `attempt()` returns the call's result, or an empty optional when
 /// it would block. A would-block ends a non-waiting call (`dont_wait`) as `stopped(EAGAIN)`;
 /// otherwise the thread hooks itself on `queue`, tries once more (so a wake-up between the two
-/// tries is not lost) and sleeps; a sleep ended by a signal handler or by `deadline` ends the
-/// call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
+/// tries is not lost) and sleeps; a sleep ended by a signal handler or by `deadline` tries once
+/// more and then ends the call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
 template <class T, class Attempt, class Stopped>
 Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, Attempt&& attempt,
                    Stopped&& stopped) noexcept {
@@ -97,12 +166,16 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, A
       return *r;
     }
     if (Result<void> slept = waiter.sleep(deadline); !slept) {
+      if (auto r = attempt()) {
+        return *r;  // what arrived with the signal or the deadline wins, as on Linux
+      }
       return stopped(slept.error());
     }
   }
 }
 
-/// Absolute CLOCK_MONOTONIC time `ms` milliseconds from now.
+/// Absolute CLOCK_MONOTONIC time `ms` milliseconds (`relative`, a valid timespec) from now.
 timespec deadline_after_ms(long ms) noexcept;
+timespec deadline_after(const timespec& relative) noexcept;
 
 }  // namespace uepoll

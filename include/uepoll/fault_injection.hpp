@@ -6,6 +6,7 @@
 // presets); elsewhere fail_nth_allocation() returns false and nothing ever fails on purpose.
 #pragma once
 
+#include <cstddef>
 #include <new>
 
 namespace uepoll::testing {
@@ -31,6 +32,15 @@ T* try_new(Args&&... args) noexcept {
     return nullptr;
   }
   return new (std::nothrow) T(static_cast<Args&&>(args)...);
+}
+
+/// new (std::nothrow) T[n]() (value-initialised), or null when the allocation fails.
+template <class T>
+T* try_new_array(std::size_t n) noexcept {
+  if (allocation_should_fail()) {
+    return nullptr;
+  }
+  return new (std::nothrow) T[n]();
 }
 
 }  // namespace uepoll::detail

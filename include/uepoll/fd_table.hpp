@@ -65,7 +65,7 @@ class FdTable {
   void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
 
   const int limit_;
-  mutable Mutex mu_;
+  mutable Mutex mu_{LockLevel::kTable};
   // Chunks are allocated on first use and never moved or freed before the table dies, so a
   // lookup can read a slot without the mutex.
   std::unique_ptr<std::atomic<Chunk*>[]> chunks_;

@@ -2,8 +2,12 @@
 //
 // To plug an object into uepoll (a socket of a user-space TCP stack, a timer, a device queue),
 // derive from File, implement poll(), and call WaitQueue::wake() on your queue(s) whenever the
-// object's readiness changes. Every built-in object (eventfd, pipes, socketpairs, in-process
-// sockets) is written exactly this way; examples/custom_object.cpp shows one end to end.
+// object's readiness changes: first change the state, then wake. That is the whole contract:
+// uepoll's queues put full barriers between hooking and polling and between the caller's state
+// change and the wake-up, so no wake-up is lost even when the state is a relaxed atomic
+// (tests/torture/plugin_object_torture.cpp races exactly this example). Every built-in object
+// (eventfd, pipes, socketpairs, in-process sockets) is written this way;
+// examples/custom_object.cpp shows one end to end.
 //
 //   class Doorbell : public uepoll::File {
 //    public:
@@ -20,8 +24,9 @@
 //
 // Thread safety: thread-safe; any method may run on any thread, concurrently with the others.
 // Locking: poll() may be called with an epoll instance's mutex held and must not block; it may
-//   take the object's own locks. wake() must not be called with a lock that poll() takes held
-//   *if* that lock is also taken inside wake callbacks (uepoll's callbacks take none of yours).
+//   take the object's own locks (LockLevel::kObject, the default of Mutex and SpinLock). wake()
+//   may be called with them held: uepoll's callbacks take none of yours. Never drop a File
+//   reference, allocate or block while holding a SpinLock (debug builds check, docs/locking.md).
 // Lifetime: reference counted (get/put, or Ref<File>). Each descriptor holds one reference;
 //   blocked calls, epoll harvests and in-flight operations hold their own. When the last
 //   reference goes: (1) every epoll item watching the file is removed, without any process-wide
@@ -155,7 +160,7 @@ class File {
   // The epoll items watching this file (Linux's f_ep), a list linked through the items. Writers
   // hold watchers_lock_ and, unless they are the last put itself, a reference on the file, so
   // that the last put sees every change; readers walk it under RCU.
-  SpinLock watchers_lock_;
+  SpinLock watchers_lock_{LockLevel::kWatchers};
   std::atomic<detail::Watch*> watchers_{nullptr};
 };
 

@@ -1,50 +1,122 @@
 // Annotated lock types. std::mutex carries no capability attributes under libstdc++, so uepoll
 // wraps it; every lock-protected field in uepoll names one of these in UEPOLL_GUARDED_BY.
 //
+// Every lock has a level from docs/locking.md §1. Builds with UEPOLL_LOCKDEP (the debug
+// presets) keep a per-thread record of the locks held and abort, naming both locks, when a
+// thread takes a lock whose level is not above every lock it holds (same-level nesting is
+// allowed only where the order documents it: instances along a chain, wait queues along a
+// chain of wake-ups, a listener and its connections, and an object's own locks).
+//
 // Thread safety: all types here are thread-safe by definition.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 
 #include "uepoll/detail/thread_annotations.hpp"
 
 namespace uepoll {
 
+/// The lock order of docs/locking.md §1, outermost first. A thread may only take a lock of a
+/// level above all those it holds.
+enum class LockLevel : std::uint8_t {
+  kOperation = 5,   // L0   an object's operation mutex (a socket's): taken first, never in
+                    //      poll(); a listener's before those of its queued connections
+  kNesting = 10,    // L1   the process-wide epoll mutex (loop and path checks, legacy close)
+  kInstance = 20,   // L2   an epoll instance's ctl/harvest mutex; nests along a chain
+  kObject = 25,     //      an object's own locks (a user's object too); nest as the object says
+  kWatchers = 30,   // L3   a file's list of watching epoll items
+  kWaitQueue = 40,  // L4   a wait queue; nests along a chain of nested wake-ups
+  kReady = 50,      // L5   an instance's ready list and sleepers
+  kTable = 70,      //      a descriptor table's slots, registries of per-thread state
+  kLeaf = 90,       //      bookkeeping locks under which nothing else is taken
+};
+
+namespace detail {
+#if defined(UEPOLL_LOCKDEP)
+/// Records that the calling thread took `lock`; aborts on an order violation.
+void lockdep_acquire(const void* lock, LockLevel level, bool spins) noexcept;
+/// Forgets `lock` (the most recent acquisition of it).
+void lockdep_release(const void* lock) noexcept;
+/// Aborts, saying `what`, if the calling thread holds a lock of level `level`.
+void lockdep_assert_not_held(LockLevel level, const char* what) noexcept;
+/// Aborts, saying `what`, if the calling thread holds a SpinLock: it is about to sleep,
+/// allocate or enter the kernel.
+void lockdep_assert_may_block(const char* what) noexcept;
+/// The number of SpinLocks the calling thread holds (tests hook malloc with it).
+int lockdep_spinlocks_held() noexcept;
+/// Reports a broken rule of docs/locking.md and aborts.
+[[noreturn]] void rule_violated(const char* what) noexcept;
+#define UEPOLL_DEBUG_CHECK(cond, what) ((cond) ? (void)0 : ::uepoll::detail::rule_violated(what))
+#else
+inline void lockdep_acquire(const void*, LockLevel, bool) noexcept {}
+inline void lockdep_release(const void*) noexcept {}
+inline void lockdep_assert_not_held(LockLevel, const char*) noexcept {}
+inline void lockdep_assert_may_block(const char*) noexcept {}
+inline int lockdep_spinlocks_held() noexcept { return 0; }
+#define UEPOLL_DEBUG_CHECK(cond, what) ((void)0)
+#endif
+}  // namespace detail
+
 /// A sleeping mutex (std::mutex underneath). Used where the holder may block or run long:
 /// an epoll instance's ctl/harvest mutex, descriptor tables, the nesting mutex.
 class UEPOLL_CAPABILITY("mutex") Mutex {
  public:
-  void lock() UEPOLL_ACQUIRE() { mu_.lock(); }
-  void unlock() UEPOLL_RELEASE() { mu_.unlock(); }
-  bool try_lock() UEPOLL_TRY_ACQUIRE(true) { return mu_.try_lock(); }
+  constexpr explicit Mutex(LockLevel level = LockLevel::kObject) noexcept : level_(level) {}
+  void lock() UEPOLL_ACQUIRE() {
+    detail::lockdep_acquire(this, level_, /*spins=*/false);
+    mu_.lock();
+  }
+  void unlock() UEPOLL_RELEASE() {
+    mu_.unlock();
+    detail::lockdep_release(this);
+  }
+  bool try_lock() UEPOLL_TRY_ACQUIRE(true) {
+    if (!mu_.try_lock()) {
+      return false;
+    }
+    detail::lockdep_acquire(this, level_, /*spins=*/false);
+    return true;
+  }
   /// Tells the analysis that the caller holds the lock (no run-time check).
   void assert_held() const UEPOLL_ASSERT_CAPABILITY(this) {}
 
  private:
   std::mutex mu_;
+  const LockLevel level_;
 };
 
 /// A test-and-test-and-set spinlock that yields the CPU after a short spin. Used for the short
 /// critical sections that wake-up callbacks take: wait queues, ready lists, watcher lists.
-/// Never block, allocate or call out while holding one.
+/// Never block, allocate or call the kernel while holding one.
 class UEPOLL_CAPABILITY("spinlock") SpinLock {
  public:
+  constexpr explicit SpinLock(LockLevel level = LockLevel::kObject) noexcept : level_(level) {}
   void lock() UEPOLL_ACQUIRE() {
+    detail::lockdep_acquire(this, level_, /*spins=*/true);
     while (locked_.exchange(true, std::memory_order_acquire)) {
       wait_until_free();
     }
   }
   bool try_lock() UEPOLL_TRY_ACQUIRE(true) {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
+    if (locked_.load(std::memory_order_relaxed) ||
+        locked_.exchange(true, std::memory_order_acquire)) {
+      return false;
+    }
+    detail::lockdep_acquire(this, level_, /*spins=*/true);
+    return true;
   }
-  void unlock() UEPOLL_RELEASE() { locked_.store(false, std::memory_order_release); }
+  void unlock() UEPOLL_RELEASE() {
+    locked_.store(false, std::memory_order_release);
+    detail::lockdep_release(this);
+  }
   void assert_held() const UEPOLL_ASSERT_CAPABILITY(this) {}
 
  private:
   void wait_until_free() noexcept;  // spins, then sched_yield()s, until the lock looks free
   std::atomic<bool> locked_{false};
+  const LockLevel level_;
 };
 
 /// Scoped holder for Mutex or SpinLock.

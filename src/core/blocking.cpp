@@ -1,19 +1,34 @@
 #include "uepoll/blocking.hpp"
 
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <new>
 
+#include "sync/thread_exit.hpp"
+#include "uepoll/fault_injection.hpp"
 #include "uepoll/sync.hpp"
 
 namespace uepoll {
 namespace {
 
 constexpr long kNanosPerSecond = 1'000'000'000;
+// A sleeper checks its state this many times (a pause each, about a microsecond in all) before
+// it blocks in the kernel: a waker on another core often arrives within that time.
+constexpr int kSpinChecks = 64;
+// Without a parker (no memory for one), a sleep naps at most this long between checks.
+constexpr long kNapNanos = 1'000'000;
+
+// An absolute deadline a futex wait never reaches. Waits that must end with EINTR after any
+// signal handler pass one: the kernel restarts a futex wait without a timeout after an
+// SA_RESTART handler, but never one with a timeout.
+constexpr timespec kNever{time_t{1} << 40, 0};
 
 timespec now_monotonic() noexcept {
   timespec now{};
@@ -35,26 +50,75 @@ timespec remaining(const timespec& deadline) noexcept {
   return left;
 }
 
+bool passed(const timespec& deadline) noexcept {
+  timespec left = remaining(deadline);
+  return left.tv_sec == 0 && left.tv_nsec == 0;
+}
+
+long futex(std::atomic<int>* word, int op, int value, const timespec* timeout,
+           unsigned bitset) noexcept {
+  return syscall(SYS_futex, reinterpret_cast<int*>(word), op | FUTEX_PRIVATE_FLAG, value, timeout,
+                 nullptr, bitset);
+}
+
+// A sleep without a parker: at most kNapNanos (less near the deadline), then the caller
+// re-checks. The mask still goes in atomically; handlers end it with EINTR.
+Result<void> nap(const SleepSpec& spec) noexcept {
+  timespec length{0, kNapNanos};
+  if (spec.deadline != nullptr) {
+    timespec left = remaining(*spec.deadline);
+    if (left.tv_sec == 0 && left.tv_nsec < length.tv_nsec) {
+      length = left;
+    }
+  }
+  if (::ppoll(nullptr, 0, &length, spec.sigmask) < 0 && errno != ENOMEM) {
+    return Error{errno == EFAULT ? EFAULT : EINTR};
+  }
+  if (spec.deadline != nullptr && passed(*spec.deadline)) {
+    return Error{ETIMEDOUT};
+  }
+  return {};
+}
+
 }  // namespace
+
+timespec deadline_after_ms(long ms) noexcept {
+  return deadline_after(timespec{ms / 1000, (ms % 1000) * 1'000'000});
+}
+
+timespec deadline_after(const timespec& relative) noexcept {
+  timespec t = now_monotonic();
+  t.tv_sec += relative.tv_sec;
+  t.tv_nsec += relative.tv_nsec;
+  if (t.tv_nsec >= kNanosPerSecond) {
+    t.tv_nsec -= kNanosPerSecond;
+    ++t.tv_sec;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parkers: a pool, and each thread's own
 
 struct ParkerPool {
   static Parker* take() noexcept {
+    Parker* p = nullptr;
     {
       MutexLock guard(mutex);
-      if (Parker* p = free_list) {
+      p = free_list;
+      if (p != nullptr) {
         free_list = p->next_free_;
         p->next_free_ = nullptr;
-        p->drain();  // a stale wake-up from its previous owner's time
-        return p;
       }
     }
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) {
-      return nullptr;
-    }
-    auto* p = new (std::nothrow) Parker(fd);
     if (p == nullptr) {
-      close(fd);
+      return detail::allocation_should_fail() ? nullptr : new (std::nothrow) Parker;
+    }
+    // A stale wake-up from the previous owner's time is harmless, but need not cost a loop.
+    p->state_.store(Parker::kRunning, std::memory_order_relaxed);
+    if (p->doorbell_ >= 0) {
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(p->doorbell_, &count, sizeof count);
     }
     return p;
   }
@@ -63,79 +127,225 @@ struct ParkerPool {
     p->next_free_ = free_list;
     free_list = p;
   }
-  static inline Mutex mutex;
+  static inline Mutex mutex{LockLevel::kLeaf};
   static inline Parker* free_list UEPOLL_GUARDED_BY(mutex) = nullptr;
 };
 
 namespace {
 
-struct ThreadParker {
-  Parker* parker = nullptr;
-  ~ThreadParker() {
-    if (parker != nullptr) {
-      ParkerPool::give_back(parker);
-    }
-  }
-};
+// The thread's own parker. Plain thread-local data, so that it stays usable in thread_local
+// destructors; ThreadExit returns the parker to the pool after all of them.
+enum class Own : unsigned char { kNone, kOwned, kBorrowEachTime };
+constinit thread_local Parker* t_parker = nullptr;
+constinit thread_local Own t_own = Own::kNone;
 
-thread_local ThreadParker t_parker;
+void return_parker(void*) noexcept {
+  if (t_parker != nullptr) {
+    ParkerPool::give_back(t_parker);
+    t_parker = nullptr;
+  }
+  t_own = Own::kBorrowEachTime;  // later blocking calls of this thread borrow
+}
+
+detail::ThreadExit& parker_exit() noexcept {
+  static detail::ThreadExit hook(&return_parker);
+  return hook;
+}
+
+constinit thread_local WakeBatch* t_batch = nullptr;
+
+// The tail of a WakeBatch's list; a parker whose wake_next_ is not null is on some batch.
+Parker* tail_mark() noexcept { return reinterpret_cast<Parker*>(std::uintptr_t{1}); }
 
 }  // namespace
 
-timespec deadline_after_ms(long ms) noexcept {
-  timespec t = now_monotonic();
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (ms % 1000) * 1'000'000;
-  if (t.tv_nsec >= kNanosPerSecond) {
-    t.tv_nsec -= kNanosPerSecond;
-    ++t.tv_sec;
+ParkerLease::~ParkerLease() {
+  if (borrowed_ && parker_ != nullptr) {
+    ParkerPool::give_back(parker_);
   }
-  return t;
 }
 
-Parker* Parker::current() noexcept {
-  if (t_parker.parker == nullptr) {
-    t_parker.parker = ParkerPool::take();
+Parker* ParkerLease::acquire() noexcept {
+  if (acquired_) {
+    return parker_;
   }
-  return t_parker.parker;
+  acquired_ = true;
+  if (t_own == Own::kNone) {
+    // Only a parker that ThreadExit will give back may stay with the thread.
+    t_own = parker_exit().arm() ? Own::kOwned : Own::kBorrowEachTime;
+  }
+  if (t_own == Own::kOwned) {
+    if (t_parker == nullptr) {
+      t_parker = ParkerPool::take();
+    }
+    parker_ = t_parker;
+  } else {
+    parker_ = ParkerPool::take();
+    borrowed_ = true;
+  }
+  return parker_;
 }
+
+Result<void> ParkerLease::sleep(const SleepSpec& spec) noexcept {
+  Parker* p = acquire();
+  return p != nullptr ? p->park(spec) : nap(spec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waking
 
 void Parker::unpark() noexcept {
-  const std::uint64_t one = 1;
-  // Cannot fail short of a counter overflow, which 2^64-2 wake-ups without a sleep won't reach.
-  [[maybe_unused]] ssize_t n = ::write(fd_, &one, sizeof one);
-}
-
-void Parker::drain() noexcept {
-  std::uint64_t count;
-  [[maybe_unused]] ssize_t n = ::read(fd_, &count, sizeof count);
-}
-
-Result<void> Parker::park(const timespec* deadline, const sigset_t* sigmask) noexcept {
-  pollfd pfd{fd_, POLLIN, 0};
-  timespec left{};
-  if (deadline != nullptr) {
-    left = remaining(*deadline);
+  // Whoever swaps kParked away owes the sleeper its system call; a running owner just finds the
+  // token on its next park().
+  if (state_.exchange(kNotified, std::memory_order_seq_cst) != kParked) {
+    return;
   }
-  int n = ::ppoll(&pfd, 1, deadline != nullptr ? &left : nullptr, sigmask);
+  if (WakeBatch* batch = t_batch) {
+    batch->defer(this);
+  } else {
+    kick();
+  }
+}
+
+void Parker::kick() noexcept {
+  detail::lockdep_assert_may_block("wake-up system call under a spinlock");
+  switch (mode_.load(std::memory_order_seq_cst)) {
+    case kFutex:
+      futex(&state_, FUTEX_WAKE, 1, nullptr, 0);
+      break;
+    case kDoorbell: {
+      const std::uint64_t one = 1;
+      // Cannot fail short of a counter overflow, which 2^64-2 wake-ups without a sleep won't
+      // reach.
+      [[maybe_unused]] ssize_t n = ::write(doorbell_, &one, sizeof one);
+      break;
+    }
+    default:
+      break;  // a nap re-checks the state by itself
+  }
+}
+
+WakeBatch::WakeBatch() noexcept : outermost_(t_batch == nullptr) {
+  if (outermost_) {
+    t_batch = this;
+  }
+}
+
+void WakeBatch::defer(Parker* p) noexcept {
+  // Claim the parker's link. If another batch holds it, that batch's kick is still to come and
+  // reads the sleep mode when it runs, so it wakes whatever sleep this one would have woken.
+  Parker* expected = nullptr;
+  if (!p->wake_next_.compare_exchange_strong(expected, tail_mark(), std::memory_order_seq_cst)) {
+    return;
+  }
+  if (head_ == nullptr) {
+    head_ = p;
+  } else {
+    tail_link_->store(p, std::memory_order_relaxed);
+  }
+  tail_link_ = &p->wake_next_;
+}
+
+WakeBatch::~WakeBatch() {
+  if (!outermost_) {
+    return;
+  }
+  t_batch = nullptr;
+  for (Parker* p = head_; p != nullptr;) {
+    Parker* next = p->wake_next_.load(std::memory_order_relaxed);
+    // Unclaim before the kick: a wake-up that fails to claim after this point queues its own.
+    p->wake_next_.store(nullptr, std::memory_order_seq_cst);
+    p->kick();
+    p = next == tail_mark() ? nullptr : next;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sleeping
+
+Result<void> Parker::park(const SleepSpec& spec) noexcept {
+  detail::lockdep_assert_may_block("sleep under a spinlock");
+  for (int i = 0; i < kSpinChecks; ++i) {
+    if (state_.load(std::memory_order_acquire) == kNotified) {
+      state_.store(kRunning, std::memory_order_relaxed);
+      return {};
+    }
+    __builtin_ia32_pause();
+  }
+  Mode mode = kFutex;
+  if (spec.sigmask != nullptr) {
+    if (doorbell_ < 0) {
+      doorbell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
+    mode = doorbell_ >= 0 ? kDoorbell : kNap;  // no descriptor left: nap, still correct
+  }
+  mode_.store(mode, std::memory_order_seq_cst);
+  int expected = kRunning;
+  if (!state_.compare_exchange_strong(expected, kParked, std::memory_order_seq_cst)) {
+    state_.store(kRunning, std::memory_order_relaxed);  // notified meanwhile
+    return {};
+  }
+  Result<void> slept = mode == kFutex      ? sleep_futex(spec)
+                       : mode == kDoorbell ? sleep_doorbell(spec)
+                                           : nap(spec);
+  const bool notified = state_.exchange(kRunning, std::memory_order_acquire) == kNotified;
+  if (notified && !slept && slept.error() == ETIMEDOUT) {
+    return {};  // woken just before the deadline: the caller harvests, then times out
+  }
+  return slept;
+}
+
+Result<void> Parker::sleep_futex(const SleepSpec& spec) noexcept {
+  long rc;
+  if (spec.deadline == nullptr && spec.restart_after_handler) {
+    rc = futex(&state_, FUTEX_WAIT, kParked, nullptr, 0);
+  } else {
+    rc = futex(&state_, FUTEX_WAIT_BITSET, kParked,
+               spec.deadline != nullptr ? spec.deadline : &kNever, FUTEX_BITSET_MATCH_ANY);
+  }
+  if (rc == 0 || errno == EAGAIN) {
+    return {};  // woken, or the state changed before the wait began
+  }
+  if (errno == EINTR || errno == ETIMEDOUT) {
+    return Error{errno};
+  }
+  return nap(spec);  // no futex (a seccomp filter?): never spin, never fail
+}
+
+Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
+  pollfd pfd{doorbell_, POLLIN, 0};
+  timespec left{};
+  if (spec.deadline != nullptr) {
+    left = remaining(*spec.deadline);
+  }
+  int n = ::ppoll(&pfd, 1, spec.deadline != nullptr ? &left : nullptr, spec.sigmask);
   if (n < 0) {
-    return Error{errno == EINTR ? EINTR : errno};
+    switch (errno) {
+      case EINTR:
+      case EFAULT:  // an unreadable signal mask: Linux's epoll_pwait fails the same way
+        return Error{errno};
+      default:
+        return nap(spec);  // ENOMEM: try again shortly rather than fail or spin
+    }
   }
   if (n == 0) {
     return Error{ETIMEDOUT};
   }
-  drain();
+  std::uint64_t count;
+  [[maybe_unused]] ssize_t drained = ::read(doorbell_, &count, sizeof count);
   return {};
 }
+
+// ---------------------------------------------------------------------------------------------
+// Waiter
 
 Waiter::Waiter(bool exclusive) noexcept {
   hook_.on_wake = &Waiter::on_wake;
   hook_.exclusive = exclusive;
-  hook_.parker = Parker::current();
 }
 
 // Runs under the queue's lock (WaitQueue::wake), which the analysis cannot see through the
-// function pointer.
+// function pointer. The kick itself waits for the end of wake()'s WakeBatch.
 bool Waiter::on_wake(WaitEntry& entry, PollMask /*key*/) noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
   Hook& hook = static_cast<Hook&>(entry);
   if (entry.exclusive) {
@@ -143,21 +353,21 @@ bool Waiter::on_wake(WaitEntry& entry, PollMask /*key*/) noexcept UEPOLL_NO_THRE
     // next waiter; the woken thread hooks itself again if it has to sleep once more.
     entry.queue.load(std::memory_order_relaxed)->remove_locked(entry);
   }
-  hook.parker->unpark();
+  if (hook.parker != nullptr) {
+    hook.parker->unpark();
+  }
   return true;
 }
 
 void Waiter::arm(WaitQueue& queue) noexcept {
+  hook_.parker = lease_.acquire();
   if (hook_.queue.load(std::memory_order_acquire) == nullptr) {
     queue.add(hook_);
   }
 }
 
 Result<void> Waiter::sleep(const timespec* deadline) noexcept {
-  if (hook_.parker == nullptr) {
-    return Error{ENOMEM};
-  }
-  return hook_.parker->park(deadline, nullptr);
+  return lease_.sleep(SleepSpec{deadline, nullptr, /*restart_after_handler=*/true});
 }
 
 }  // namespace uepoll

@@ -1,5 +1,7 @@
 #include "uepoll/fault_injection.hpp"
 
+#include "uepoll/sync.hpp"
+
 namespace uepoll {
 
 #if defined(UEPOLL_FAULT_INJECTION)
@@ -15,12 +17,16 @@ bool testing::fail_nth_allocation(long n) noexcept {
 bool testing::allocation_failure_pending() noexcept { return t_countdown > 0; }
 
 bool detail::allocation_should_fail() noexcept {
+  detail::lockdep_assert_may_block("allocation under a spinlock");
   return t_countdown > 0 && --t_countdown == 0;
 }
 #else
 bool testing::fail_nth_allocation(long) noexcept { return false; }
 bool testing::allocation_failure_pending() noexcept { return false; }
-bool detail::allocation_should_fail() noexcept { return false; }
+bool detail::allocation_should_fail() noexcept {
+  detail::lockdep_assert_may_block("allocation under a spinlock");
+  return false;
+}
 #endif
 
 }  // namespace uepoll

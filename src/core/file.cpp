@@ -33,6 +33,10 @@ bool File::try_get() noexcept {
 }
 
 void File::put() noexcept {
+  // Any put may be the last, whose removal path takes instance mutexes (and, in legacy mode, the
+  // nesting mutex): dropping a reference while holding one could deadlock (docs/locking.md).
+  detail::lockdep_assert_not_held(LockLevel::kInstance, "file reference dropped under an instance mutex");
+  detail::lockdep_assert_not_held(LockLevel::kNesting, "file reference dropped under the nesting mutex");
   // acq_rel: the last put must see every write made under earlier references, in particular
   // every change to the watcher list (pairs with the release half of the other puts).
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {

@@ -1,8 +1,17 @@
 #include "uepoll/wait_queue.hpp"
 
+#include "uepoll/blocking.hpp"
+
 namespace uepoll {
 
 void WaitQueue::add(WaitEntry& entry) noexcept {
+  link(entry);
+  // Pairs with the fence in wake_common: the caller's look at the state after this cannot miss
+  // a change whose wake-up did not see the entry.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void WaitQueue::link(WaitEntry& entry) noexcept {
   SpinGuard guard(lock_);
   entry.queue.store(this, std::memory_order_relaxed);
   WaitEntry* head = head_.load(std::memory_order_relaxed);
@@ -58,9 +67,13 @@ void WaitQueue::wake(PollMask key) noexcept { wake_common(key, /*all=*/false); }
 void WaitQueue::wake_all(PollMask key) noexcept { wake_common(key, /*all=*/true); }
 
 void WaitQueue::wake_common(PollMask key, bool all) noexcept {
+  // Pairs with the fence in add: either this sees the new entry, or the hooker sees the state
+  // change that preceded this wake-up.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!has_entries()) {
     return;
   }
+  WakeBatch wakes;  // threads woken by the callbacks are kicked after the lock is dropped
   SpinGuard guard(lock_);
   WaitEntry* entry = head_.load(std::memory_order_relaxed);
   while (entry != nullptr) {

@@ -214,25 +214,31 @@ Watch* Instance::find(File* file, int fd) noexcept {
   return nullptr;
 }
 
-void Instance::hash_insert(Watch* w) noexcept {
-  if (watch_count_ >= bucket_count_) {
-    // Grow; if memory is short, keep the old table (longer chains, never a failed ADD).
-    std::size_t count = bucket_count_ == 0 ? 8 : bucket_count_ * 2;
-    if (auto* fresh = new (std::nothrow) Watch*[count]()) {
-      for (std::size_t b = 0; b < bucket_count_; ++b) {
-        for (Watch* x = buckets_[b]; x != nullptr;) {
-          Watch* next = x->hash_next;
-          Watch*& slot = fresh[hash_key(x->file, x->fd) & (count - 1)];
-          x->hash_next = slot;
-          slot = x;
-          x = next;
-        }
-      }
-      delete[] buckets_;
-      buckets_ = fresh;
-      bucket_count_ = count;
+bool Instance::make_room() noexcept {
+  if (watch_count_ < bucket_count_) {
+    return true;
+  }
+  const std::size_t count = bucket_count_ == 0 ? 8 : bucket_count_ * 2;
+  Watch** fresh = try_new_array<Watch*>(count);
+  if (fresh == nullptr) {
+    return bucket_count_ > 0;
+  }
+  for (std::size_t b = 0; b < bucket_count_; ++b) {
+    for (Watch* x = buckets_[b]; x != nullptr;) {
+      Watch* next = x->hash_next;
+      Watch*& slot = fresh[hash_key(x->file, x->fd) & (count - 1)];
+      x->hash_next = slot;
+      slot = x;
+      x = next;
     }
   }
+  delete[] buckets_;
+  buckets_ = fresh;
+  bucket_count_ = count;
+  return true;
+}
+
+void Instance::hash_insert(Watch* w) noexcept {
   Watch*& slot = buckets_[hash_key(w->file, w->fd) & (bucket_count_ - 1)];
   w->hash_next = slot;
   slot = w;
@@ -356,7 +362,7 @@ Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
   if (!watch_count_try_add(max_user_watches())) {
     return Error{ENOSPC};
   }
-  auto* w = try_new<Watch>();
+  auto* w = make_room() ? try_new<Watch>() : nullptr;
   if (w == nullptr) {
     watch_count_sub();
     return Error{ENOMEM};
@@ -416,17 +422,14 @@ void Instance::queue_if_ready(Watch* w, PollMask revents) noexcept {
     return;
   }
   bool wake_pollers = false;
-  Parker* sleeper = nullptr;
+  WakeBatch wakes;
   {
     SpinGuard guard(ready_lock_);
     if (!linked(*w)) {
       list_append(ready_, w);
-      sleeper = pop_sleeper();
+      wake_one_sleeper();
       wake_pollers = poll_wait_.has_entries();
     }
-  }
-  if (sleeper != nullptr) {
-    sleeper->unpark();
   }
   if (wake_pollers) {
     poll_wait_.wake(EPOLLIN);
@@ -483,7 +486,6 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
   const bool exclusive = (events & EPOLLEXCLUSIVE) != 0;
   bool consumed = !exclusive;
   bool wake_pollers = false;
-  Parker* sleeper = nullptr;
   {
     SpinGuard guard(ep->ready_lock_);
     // A fired EPOLLONESHOT item keeps only private bits and ignores everything; otherwise the
@@ -500,7 +502,7 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
     } else if (!linked(*w)) {
       list_append(ep->ready_, w);
     }
-    if (ep->sleepers_head_ != nullptr) {
+    if (ep->sleepers_ != nullptr) {
       if (exclusive) {
         // An exclusive wake-up is consumed only by an instance with a thread to wake, and only
         // for the direction that thread is interested in.
@@ -518,12 +520,9 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
             break;
         }
       }
-      sleeper = ep->pop_sleeper();
+      ep->wake_one_sleeper();  // kicked at the end of the source's wake-up (WakeBatch)
     }
     wake_pollers = ep->poll_wait_.has_entries();
-  }
-  if (sleeper != nullptr) {
-    sleeper->unpark();
   }
   if (wake_pollers) {
     ep->poll_wait_.wake(EPOLLIN);  // parents and poll() callers, outside the ready lock
@@ -531,28 +530,37 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
   return consumed;
 }
 
-Parker* Instance::pop_sleeper() noexcept {
-  Sleeper* s = sleepers_head_;
-  if (s == nullptr) {
-    return nullptr;
+void Instance::add_sleeper(Sleeper& s) noexcept {
+  s.next = sleepers_;
+  if (s.next != nullptr) {
+    s.next->pprev = &s.next;
   }
-  unlink_sleeper(*s);
-  s->woken = true;
-  // The caller unparks after dropping the ready lock. By then the sleeper may have returned,
-  // even exited its thread: parkers are never freed (blocking.hpp), so the worst case is a
-  // stale wake-up for the parker's next owner, which every sleeper tolerates.
-  return s->parker;
+  s.pprev = &sleepers_;
+  sleepers_ = &s;
 }
 
 void Instance::unlink_sleeper(Sleeper& s) noexcept {
   *s.pprev = s.next;
   if (s.next != nullptr) {
     s.next->pprev = s.pprev;
-  } else {
-    sleepers_tail_ = s.pprev;
   }
   s.next = nullptr;
   s.pprev = nullptr;
+}
+
+void Instance::wake_one_sleeper() noexcept {
+  Sleeper* s = sleepers_;
+  if (s == nullptr) {
+    return;
+  }
+  unlink_sleeper(*s);
+  s->woken = true;
+  // The kick may come after the sleeper has returned, even after its thread has exited:
+  // parkers are never freed (blocking.hpp), so the worst case is a stale wake-up for the
+  // parker's next owner, which every sleeper tolerates.
+  if (s->parker != nullptr) {
+    s->parker->unpark();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -570,17 +578,12 @@ void Instance::start_scan(ReadyNode& batch) noexcept {
 }
 
 void Instance::done_scan(ReadyNode& batch) noexcept {
-  Parker* sleeper = nullptr;
-  {
-    SpinGuard guard(ready_lock_);
-    done_scan_locked(batch, sleeper);
-  }
-  if (sleeper != nullptr) {
-    sleeper->unpark();
-  }
+  WakeBatch wakes;
+  SpinGuard guard(ready_lock_);
+  done_scan_locked(batch);
 }
 
-void Instance::done_scan_locked(ReadyNode& batch, Parker*& sleeper) noexcept {
+void Instance::done_scan_locked(ReadyNode& batch) noexcept {
   // The overflow chain is newest first; inserting each at the front restores arrival order.
   for (Watch* w = overflow_; w != nullptr;) {
     Watch* next = w->overflow_next;
@@ -593,7 +596,7 @@ void Instance::done_scan_locked(ReadyNode& batch, Parker*& sleeper) noexcept {
   overflow_ = no_scan();
   list_splice_front(batch, ready_);  // items not reached go first next time
   if (!list_empty(ready_)) {
-    sleeper = pop_sleeper();  // chain the wake-up: another waiter can take what is left
+    wake_one_sleeper();  // chain the wake-up: another waiter can take what is left
   }
 }
 
@@ -680,6 +683,8 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
     SpinGuard guard(ready_lock_);
     available = events_available();
   }
+  ParkerLease lease;  // taken only when the thread has to sleep
+  const SleepSpec sleep{deadline, sigmask, /*restart_after_handler=*/false};
   for (;;) {
     if (available) {
       Result<int> r = send_events(events, maxevents);
@@ -690,25 +695,19 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
     if (timed_out) {
       return 0;
     }
-    Parker* parker = Parker::current();
-    if (parker == nullptr) {
-      return Error{ENOMEM};
-    }
     Sleeper me;
-    me.parker = parker;
+    me.parker = lease.acquire();
     {
       SpinGuard guard(ready_lock_);
       available = events_available();
       if (!available) {
-        me.pprev = sleepers_tail_;
-        *sleepers_tail_ = &me;
-        sleepers_tail_ = &me.next;
+        add_sleeper(me);
       }
     }
     if (available) {
       continue;
     }
-    Result<void> slept = parker->park(deadline, sigmask);
+    Result<void> slept = lease.sleep(sleep);
     bool woken;
     {
       SpinGuard guard(ready_lock_);
@@ -717,29 +716,32 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
         unlink_sleeper(me);
       }
     }
-    if (woken && !slept.has_value()) {
-      parker->drain();  // the wake-up's token arrived after the sleep ended
+    if (slept.has_value()) {
+      available = woken;  // else a stale or spurious wake-up: check again, then sleep again
+      continue;
     }
-    if (!slept.has_value() && slept.error() == EINTR) {
-      // A signal handler ran: deliver what is ready, else report the interruption. Linux never
-      // restarts epoll_wait, SA_RESTART or not.
-      {
-        SpinGuard guard(ready_lock_);
-        available = events_available();
-      }
-      if (available) {
-        Result<int> r = send_events(events, maxevents);
-        if (!r.has_value() || r.value() > 0) {
-          return r;
+    switch (slept.error()) {
+      case ETIMEDOUT:
+        timed_out = true;
+        available = woken;  // a waiter woken just before its timeout still harvests
+        break;
+      case EINTR: {
+        // A signal handler ran: deliver what is ready, else report the interruption. Linux
+        // never restarts epoll_wait, SA_RESTART or not.
+        {
+          SpinGuard guard(ready_lock_);
+          available = events_available();
         }
+        if (available) {
+          Result<int> r = send_events(events, maxevents);
+          if (!r.has_value() || r.value() > 0) {
+            return r;
+          }
+        }
+        return Error{EINTR};
       }
-      return Error{EINTR};
-    }
-    if (!slept.has_value() && slept.error() == ETIMEDOUT) {
-      timed_out = true;
-      available = woken;  // a waiter woken just before its timeout still harvests
-    } else {
-      available = true;
+      default:
+        return Error{slept.error()};  // EFAULT: the signal mask could not be read
     }
   }
 }

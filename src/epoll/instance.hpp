@@ -109,7 +109,7 @@ class Instance final : public File {
   void put_instance() noexcept;
 
   // Nesting checks (nesting.cpp) need these.
-  Mutex ctl_mutex_;
+  Mutex ctl_mutex_{LockLevel::kInstance};
   std::atomic<std::uint64_t> check_gen_{0};  // written under g_nesting_mutex
   int check_depth_ = 0;                      // guarded by g_nesting_mutex
 
@@ -133,6 +133,9 @@ class Instance final : public File {
 
   // Interest set: a hash of (file, fd) chained through Watch::hash_next.
   Watch* find(File* file, int fd) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// Grows the table for one more item if needed; false only when there is no table at all
+  /// and none could be allocated (a full table just gets longer chains).
+  bool make_room() noexcept UEPOLL_REQUIRES(ctl_mutex_);
   void hash_insert(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   void hash_erase(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
 
@@ -152,7 +155,7 @@ class Instance final : public File {
       UEPOLL_EXCLUDES(ready_lock_);
   void done_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
       UEPOLL_EXCLUDES(ready_lock_);
-  void done_scan_locked(ReadyNode& batch, Parker*& sleeper) noexcept UEPOLL_REQUIRES(ready_lock_);
+  void done_scan_locked(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ready_lock_);
   Result<int> send_events(epoll_event* events, int maxevents) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_);
   bool events_available() noexcept UEPOLL_REQUIRES(ready_lock_);
@@ -160,16 +163,19 @@ class Instance final : public File {
   static bool on_wake(WaitEntry& entry, PollMask key) noexcept;
   static void hook_proc(PollTable& table, WaitQueue& queue) noexcept;
 
-  // A thread blocked in epoll_wait; linked FIFO, woken one at a time.
+  // A thread blocked in epoll_wait. Newest first and woken one at a time, as Linux's exclusive
+  // waiters on ep->wq: the thread that went to sleep last is woken first.
   struct Sleeper {
     Sleeper* next = nullptr;
     Sleeper** pprev = nullptr;
-    Parker* parker = nullptr;
+    Parker* parker = nullptr;  // null: the sleeper naps and re-checks `woken`
     bool woken = false;
   };
-  /// Dequeues the longest-waiting thread in epoll_wait; the caller unparks it after unlocking.
-  Parker* pop_sleeper() noexcept UEPOLL_REQUIRES(ready_lock_);
+  void add_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
   void unlink_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
+  /// Dequeues and unparks the newest sleeper, if any; the caller holds a WakeBatch open, so the
+  /// system call (if one is needed) comes after the ready lock is dropped.
+  void wake_one_sleeper() noexcept UEPOLL_REQUIRES(ready_lock_);
 
   // --- guarded by ctl_mutex_ ---
   Watch** buckets_ UEPOLL_GUARDED_BY(ctl_mutex_) = nullptr;
@@ -177,11 +183,10 @@ class Instance final : public File {
   std::size_t watch_count_ UEPOLL_GUARDED_BY(ctl_mutex_) = 0;
 
   // --- guarded by ready_lock_ ---
-  SpinLock ready_lock_ UEPOLL_ACQUIRED_AFTER(ctl_mutex_);
+  SpinLock ready_lock_ UEPOLL_ACQUIRED_AFTER(ctl_mutex_){LockLevel::kReady};
   ReadyNode ready_ UEPOLL_GUARDED_BY(ready_lock_);
   Watch* overflow_ UEPOLL_GUARDED_BY(ready_lock_);
-  Sleeper* sleepers_head_ UEPOLL_GUARDED_BY(ready_lock_) = nullptr;
-  Sleeper** sleepers_tail_ UEPOLL_GUARDED_BY(ready_lock_) = &sleepers_head_;
+  Sleeper* sleepers_ UEPOLL_GUARDED_BY(ready_lock_) = nullptr;
 
   /// Parents watching this instance and poll() callers.
   WaitQueue poll_wait_;

@@ -13,7 +13,7 @@
 namespace uepoll::detail {
 namespace {
 
-Mutex g_nesting_mutex;
+Mutex g_nesting_mutex{LockLevel::kNesting};
 // Stamps the instances a check has visited; bumped at both ends of every check, so a stamp
 // equal to the current value means "visited by the check in flight". Written under
 // g_nesting_mutex, read without it by the fast-path test.
@@ -63,15 +63,22 @@ NestingCheck::~NestingCheck() {
 }
 
 void NestingCheck::add_file(File* file) noexcept {
-  if (!file->try_get()) {
-    return;  // being released: it will have no wake-up paths left
+  // Room first, pin second: this may run under a descendant's ctl_mutex_, where dropping a pin
+  // that turned out to be the last reference would take that mutex again (path C).
+  if (files_.size() == files_.capacity()) {
+    try {
+      if (allocation_should_fail()) {
+        throw std::bad_alloc();
+      }
+      files_.reserve(files_.empty() ? 8 : 2 * files_.size());
+    } catch (const std::bad_alloc&) {
+      out_of_memory_ = true;
+      return;
+    }
   }
-  try {
-    files_.push_back(file);
-  } catch (const std::bad_alloc&) {
-    file->put();
-    out_of_memory_ = true;
-  }
+  if (file->try_get()) {
+    files_.push_back(file);  // no allocation: capacity reserved above
+  }  // else being released: it will have no wake-up paths left
 }
 
 Result<void> NestingCheck::check_loop(Instance* into, Instance* target) noexcept {

@@ -523,7 +523,7 @@ class InetSocket final : public File {
   WaitQueue accept_wait_;  // blocked accept() callers only (exclusive waiters)
   SockOptions opts_;
   TcpOptions tcp_;
-  Mutex op_mu_;  // serialises bind/listen/connect/shutdown/close on this socket
+  Mutex op_mu_{LockLevel::kOperation};  // serialises bind/listen/connect/shutdown/close on this socket
 
   SpinLock lock_;
   Ss ss_ UEPOLL_GUARDED_BY(lock_) = Ss::kUnconnected;

@@ -29,7 +29,8 @@ struct PipeState {
     std::uint32_t len = 0;
   };
 
-  SpinLock lock;
+  // A sleeping mutex, as Linux's pipe->mutex: a write allocates its pages under it.
+  Mutex lock;
   Slot slots[kSlots] UEPOLL_GUARDED_BY(lock);
   unsigned head UEPOLL_GUARDED_BY(lock) = 0;  // next slot to fill (counts up, wraps mod kSlots)
   unsigned tail UEPOLL_GUARDED_BY(lock) = 0;  // oldest filled slot
@@ -56,7 +57,7 @@ class PipeEnd final : public File {
     if (writable()) {
       poll_wait(table, p.write_wait);
     }
-    SpinGuard guard(p.lock);
+    MutexLock guard(p.lock);
     PollMask mask = 0;
     if (readable()) {
       if (!p.empty()) {
@@ -126,7 +127,7 @@ class PipeEnd final : public File {
       }
       waiter.arm(state_->write_wait);
       {
-        SpinGuard guard(state_->lock);
+        MutexLock guard(state_->lock);
         if (!state_->full() || !state_->readers) {
           continue;
         }
@@ -141,7 +142,7 @@ class PipeEnd final : public File {
   void release() noexcept override {
     PipeState& p = *state_;
     {
-      SpinGuard guard(p.lock);
+      MutexLock guard(p.lock);
       if (readable()) {
         p.readers = false;
       }
@@ -162,7 +163,7 @@ class PipeEnd final : public File {
     size_t got = 0;
     bool wake_writers = false;  // only when a page of a full pipe was freed (Linux 6.x)
     {
-      SpinGuard guard(p.lock);
+      MutexLock guard(p.lock);
       if (p.empty()) {
         return p.writers ? Result<size_t>(Error{EAGAIN}) : Result<size_t>(size_t{0});
       }
@@ -191,7 +192,7 @@ class PipeEnd final : public File {
     PipeState& p = *state_;
     size_t put = 0;
     {
-      SpinGuard guard(p.lock);
+      MutexLock guard(p.lock);
       if (!p.readers) {
         return Error{EPIPE};  // no reader left: nobody to wake
       }

@@ -35,18 +35,6 @@ bool valid_timespec(const timespec& ts) noexcept {
   return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1'000'000'000;
 }
 
-timespec deadline_after(const timespec& rel) noexcept {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += rel.tv_sec;
-  t.tv_nsec += rel.tv_nsec;
-  if (t.tv_nsec >= 1'000'000'000) {
-    t.tv_nsec -= 1'000'000'000;
-    ++t.tv_sec;
-  }
-  return t;
-}
-
 IoFlags io_flags(const File& f, int msg_flags = 0) noexcept {
   return IoFlags{msg_flags, f.nonblocking()};
 }
@@ -476,7 +464,9 @@ struct PollCallTable : PollTable {
       return;
     }
     h->on_wake = [](WaitEntry& e, PollMask) noexcept {
-      static_cast<PollHook&>(e).parker->unpark();
+      if (Parker* p = static_cast<PollHook&>(e).parker) {
+        p->unpark();
+      }
       return true;
     };
     h->parker = t.parker;
@@ -503,9 +493,9 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
   }
   timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
   PollCallTable table;
-  table.parker = Parker::current();
-  if (table.parker == nullptr) {
-    return Error{ENOMEM};
+  ParkerLease lease;
+  if (timeout_ms != 0) {
+    table.parker = lease.acquire();  // null: the sleeps below nap and re-check
   }
   bool first_pass = true;
   for (;;) {
@@ -536,7 +526,8 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
       return ready;
     }
     first_pass = false;
-    Result<void> slept = table.parker->park(timeout_ms < 0 ? nullptr : &deadline, nullptr);
+    Result<void> slept = lease.sleep(SleepSpec{timeout_ms < 0 ? nullptr : &deadline, nullptr,
+                                               /*restart_after_handler=*/false});
     if (!slept) {
       if (slept.error() == ETIMEDOUT) {
         // One last look, as Linux does after its timer fires.

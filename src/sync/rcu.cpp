@@ -1,18 +1,15 @@
 #include "sync/rcu.hpp"
-#include "uepoll/fault_injection.hpp"
 
 #include <urcu-bp.h>
 
-#include <cstddef>
-#include <new>
-
+#include "sync/thread_exit.hpp"
+#include "uepoll/fault_injection.hpp"
 #include "uepoll/sync.hpp"
 
 #if defined(UEPOLL_TSAN)
 // liburcu is not instrumented, so ThreadSanitizer cannot see the grace period that orders a
 // reader's accesses before the free. Model it: every read-side exit releases a token that every
-// deferred free acquires first; and a batch handed to liburcu's callback thread is released by
-// the submitter and acquired by the callback.
+// free after a grace period acquires first.
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
 namespace {
@@ -20,13 +17,9 @@ char g_grace_period_token;
 }
 #define UEPOLL_GRACE_RELEASE() __tsan_release(&g_grace_period_token)
 #define UEPOLL_GRACE_ACQUIRE() __tsan_acquire(&g_grace_period_token)
-#define UEPOLL_HANDOVER_RELEASE(p) __tsan_release(p)
-#define UEPOLL_HANDOVER_ACQUIRE(p) __tsan_acquire(p)
 #else
 #define UEPOLL_GRACE_RELEASE() ((void)0)
 #define UEPOLL_GRACE_ACQUIRE() ((void)0)
-#define UEPOLL_HANDOVER_RELEASE(p) ((void)(p))
-#define UEPOLL_HANDOVER_ACQUIRE(p) ((void)(p))
 #endif
 
 namespace uepoll::rcu {
@@ -34,12 +27,8 @@ namespace {
 
 constexpr int kBatchSize = 64;
 
-// Set once t_batch is destroyed at thread exit: a later retire() on this thread (from another
-// thread-local's or a static object's destructor) must not touch it.
-thread_local bool t_batch_gone = false;
-
 struct Batch {
-  struct rcu_head head;  // first: liburcu hands it back
+  Batch* next = nullptr;
   int count = 0;
   struct Item {
     FreeFn free_fn;
@@ -47,69 +36,113 @@ struct Batch {
   } items[kBatchSize];
 };
 
-void free_batch(struct rcu_head* h) {
-  UEPOLL_GRACE_ACQUIRE();
-  UEPOLL_HANDOVER_ACQUIRE(h);
-  Batch* batch = reinterpret_cast<Batch*>(h);
-  for (int i = 0; i < batch->count; ++i) {
-    batch->items[i].free_fn(batch->items[i].object);
-  }
-  delete batch;
-}
-
-void submit(Batch* batch) noexcept {
-  UEPOLL_HANDOVER_RELEASE(&batch->head);
-  urcu_bp_call_rcu(&batch->head, free_batch);
-}
-
-// A thread's partial batch. Registered so that barrier() can flush every thread's batch.
-struct ThreadBatch {
-  SpinLock lock;
-  Batch* current UEPOLL_GUARDED_BY(lock) = nullptr;
-  ThreadBatch* prev = nullptr;  // registry links, guarded by g_registry_mutex
-  ThreadBatch* next = nullptr;
-
-  ThreadBatch() noexcept;
-  ~ThreadBatch();
-  Batch* take() noexcept UEPOLL_EXCLUDES(lock) {
-    SpinGuard guard(lock);
-    Batch* b = current;
-    current = nullptr;
-    return b;
-  }
+// One thread's retired objects. Plain thread-local data (no destructor): it outlives every
+// thread_local destructor of the thread, and ThreadExit cleans it up after them.
+struct ThreadList {
+  SpinLock lock{LockLevel::kLeaf};      // the owner vs barrier(), which empties every list
+  Batch* batches UEPOLL_GUARDED_BY(lock) = nullptr;  // newest first; only the first is partial
+  long pending UEPOLL_GUARDED_BY(lock) = 0;
+  Batch* spare = nullptr;  // owner only: the next batch, allocated outside the lock
+  bool registered = false;
+  bool exited = false;
+  ThreadList* prev = nullptr;  // the registry, under g_registry_mutex
+  ThreadList* next = nullptr;
 };
 
-Mutex g_registry_mutex;
-ThreadBatch* g_registry UEPOLL_GUARDED_BY(g_registry_mutex) = nullptr;
+constinit thread_local ThreadList t_list;
 
-ThreadBatch::ThreadBatch() noexcept {
-  MutexLock guard(g_registry_mutex);
-  next = g_registry;
-  if (next != nullptr) {
-    next->prev = this;
-  }
-  g_registry = this;
+Mutex g_registry_mutex{LockLevel::kTable};
+ThreadList* g_registry UEPOLL_GUARDED_BY(g_registry_mutex) = nullptr;
+
+void wait_for_readers() noexcept {
+  detail::lockdep_assert_may_block("RCU grace period under a spinlock");
+  urcu_bp_synchronize_rcu();
+  UEPOLL_GRACE_ACQUIRE();
 }
 
-ThreadBatch::~ThreadBatch() {
+// Frees every object of `list` (retired before the grace period the caller waited for) and
+// returns one emptied batch for reuse; the others are deleted.
+Batch* free_all(Batch* list) noexcept {
+  Batch* keep = nullptr;
+  while (list != nullptr) {
+    Batch* b = list;
+    list = b->next;
+    for (int i = 0; i < b->count; ++i) {
+      b->items[i].free_fn(b->items[i].object);
+    }
+    if (keep == nullptr) {
+      b->next = nullptr;
+      b->count = 0;
+      keep = b;
+    } else {
+      delete b;
+    }
+  }
+  return keep;
+}
+
+Batch* take_all(ThreadList& t) noexcept UEPOLL_EXCLUDES(t.lock) {
+  SpinGuard guard(t.lock);
+  Batch* list = t.batches;
+  t.batches = nullptr;
+  t.pending = 0;
+  return list;
+}
+
+// The owner frees its whole list after one grace period.
+void reclaim(ThreadList& t) noexcept {
+  Batch* list = take_all(t);
+  if (list == nullptr) {
+    return;
+  }
+  wait_for_readers();
+  Batch* emptied = free_all(list);
+  if (t.spare == nullptr) {
+    t.spare = emptied;
+  } else {
+    delete emptied;
+  }
+}
+
+void on_thread_exit(void*) noexcept {
+  ThreadList& t = t_list;
   {
     MutexLock guard(g_registry_mutex);
-    if (prev != nullptr) {
-      prev->next = next;
-    } else {
-      g_registry = next;
-    }
-    if (next != nullptr) {
-      next->prev = prev;
+    (t.prev != nullptr ? t.prev->next : g_registry) = t.next;
+    if (t.next != nullptr) {
+      t.next->prev = t.prev;
     }
   }
-  if (Batch* b = take()) {
-    submit(b);
-  }
-  t_batch_gone = true;
+  t.registered = false;
+  t.exited = true;  // from now on this thread frees at once
+  reclaim(t);
+  delete t.spare;
+  t.spare = nullptr;
 }
 
-thread_local ThreadBatch t_batch;
+detail::ThreadExit& thread_exit() noexcept {
+  static detail::ThreadExit hook(&on_thread_exit);
+  return hook;
+}
+
+void register_thread(ThreadList& t) noexcept {
+  if (!thread_exit().arm()) {
+    t.exited = true;  // no cleanup would run at exit: never keep anything pending
+    return;
+  }
+  MutexLock guard(g_registry_mutex);
+  t.next = g_registry;
+  if (t.next != nullptr) {
+    t.next->prev = &t;
+  }
+  g_registry = &t;
+  t.registered = true;
+}
+
+void free_now(FreeFn free_fn, void* object) noexcept {
+  wait_for_readers();
+  free_fn(object);
+}
 
 }  // namespace
 
@@ -121,49 +154,67 @@ ReadGuard::~ReadGuard() {
 }
 
 void retire(FreeFn free_fn, void* object) noexcept {
-  if (t_batch_gone) {
-    urcu_bp_synchronize_rcu();
-    UEPOLL_GRACE_ACQUIRE();
-    free_fn(object);
+  ThreadList& t = t_list;
+  if (!t.registered && !t.exited) {
+    register_thread(t);
+  }
+  if (t.exited) {
+    free_now(free_fn, object);
     return;
   }
-  ThreadBatch& t = t_batch;
-  Batch* full = nullptr;
+  if (t.spare == nullptr) {
+    t.spare = detail::try_new<Batch>();  // outside the spinlock
+  }
+  bool queued = false;
+  bool full = false;
   {
     SpinGuard guard(t.lock);
-    if (t.current == nullptr) {
-      t.current = detail::try_new<Batch>();
-    }
-    if (Batch* b = t.current) {
-      b->items[b->count++] = {free_fn, object};
-      if (b->count == kBatchSize) {
-        full = b;
-        t.current = nullptr;
+    Batch* b = t.batches;
+    if (b == nullptr || b->count == kBatchSize) {
+      b = t.spare;
+      if (b != nullptr) {
+        t.spare = nullptr;
+        b->next = t.batches;
+        t.batches = b;
       }
-      object = nullptr;
+    }
+    if (b != nullptr) {
+      b->items[b->count++] = {free_fn, object};
+      queued = true;
+      full = ++t.pending >= kMaxPendingPerThread;
     }
   }
-  if (full != nullptr) {
-    submit(full);
-  }
-  if (object != nullptr) {
-    // No memory for a batch: wait out a grace period here instead.
-    urcu_bp_synchronize_rcu();
-    UEPOLL_GRACE_ACQUIRE();
-    free_fn(object);
+  if (!queued) {
+    free_now(free_fn, object);  // no memory to queue it: wait here instead
+  } else if (full) {
+    reclaim(t);  // back-pressure: this thread waits for its own frees
   }
 }
 
 void barrier() noexcept {
+  Batch* all = nullptr;
   {
     MutexLock guard(g_registry_mutex);
-    for (ThreadBatch* t = g_registry; t != nullptr; t = t->next) {
-      if (Batch* b = t->take()) {
-        submit(b);
+    for (ThreadList* t = g_registry; t != nullptr; t = t->next) {
+      Batch* list = take_all(*t);
+      while (list != nullptr) {
+        Batch* b = list;
+        list = b->next;
+        b->next = all;
+        all = b;
       }
     }
   }
-  urcu_bp_barrier();
+  if (all != nullptr) {
+    wait_for_readers();
+    delete free_all(all);
+  }
+}
+
+long thread_pending() noexcept {
+  ThreadList& t = t_list;
+  SpinGuard guard(t.lock);
+  return t.pending;
 }
 
 }  // namespace uepoll::rcu

@@ -6,14 +6,23 @@
 // list and each watch's instance during the nesting checks' upward walks. Everything those
 // readers can reach (File, Watch, Instance) is freed through retire(), never directly.
 //
-// Deferred frees are batched per thread: retire() appends to the calling thread's batch and
-// hands a full batch (kBatchSize objects) to liburcu as one callback. One call_rcu per object
-// made liburcu's callback thread the busiest thread of the connection-churn benchmark.
+// Reclamation is per thread, with back-pressure, and needs no helper thread: retire() appends to
+// the calling thread's own list, and the retire() that brings the list to kMaxPendingPerThread
+// waits for one grace period and frees the whole list. Memory held by retired objects is
+// therefore bounded by threads x kMaxPendingPerThread objects however fast they are retired
+// (a single liburcu callback thread, fed by every worker, fell behind without bound), and the
+// cost of freeing stays with the thread that retires, inside whatever it measures.
+//
+// Rules: never call retire() inside a read-side section or while holding a SpinLock (it may
+// wait for a grace period).
 #pragma once
 
 namespace uepoll::rcu {
 
 using FreeFn = void (*)(void* object);
+
+/// The most objects one thread keeps retired but not yet freed.
+inline constexpr long kMaxPendingPerThread = 1024;
 
 /// Read-side critical section (nests; never blocks; cheap).
 class ReadGuard {
@@ -24,13 +33,15 @@ class ReadGuard {
   ReadGuard& operator=(const ReadGuard&) = delete;
 };
 
-/// Calls `free_fn(object)` after every read-side critical section that might see the object has
-/// ended. Never blocks (unless memory for a batch cannot be had: then it waits for a grace
-/// period and frees at once).
+/// Calls `free_fn(object)` once every read-side critical section that might see the object has
+/// ended: later, from this thread or from barrier(); at once after a grace period when the
+/// thread's list is full, has no memory to grow, or the thread has already exited.
 void retire(FreeFn free_fn, void* object) noexcept;
 
-/// Hands every thread's partial batch to liburcu and waits until all of them have been freed
-/// (tests, leak checks).
+/// Frees everything every thread has retired so far (tests, leak checks).
 void barrier() noexcept;
+
+/// The calling thread's retired but not yet freed objects (tests: never above the bound).
+long thread_pending() noexcept;
 
 }  // namespace uepoll::rcu

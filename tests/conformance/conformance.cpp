@@ -291,13 +291,21 @@ int do_wait(const Api& api, const WaiterSpec& spec) {
 }  // namespace
 
 std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
-                                      const std::function<void()>& emit, size_t must_return) {
+                                      const std::function<void()>& emit, size_t must_return,
+                                      bool in_order) {
   Sigusr1Handler handler;
   std::mutex mu;
   std::condition_variable cv;
   std::vector<WaiterSlot> slots(specs.size());
 
   for (size_t i = 0; i < specs.size(); ++i) {
+    if (in_order && i > 0) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return slots[i - 1].started; });
+      const pid_t previous = slots[i - 1].tid;
+      lock.unlock();
+      wait_until_asleep(previous);
+    }
     slots[i].thread = std::thread([&, i] {
       {
         std::lock_guard lock(mu);

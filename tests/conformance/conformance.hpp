@@ -193,8 +193,11 @@ struct WaiterResult {
 // for late wake-ups and then ends the remaining waits with SIGUSR1 (it installs its own
 // Sigusr1Handler, so the caller must not hold one). Interrupted waits must fail with EINTR;
 // other failures are reported.
+// With `in_order`, waiter i starts only once waiter i-1 sleeps, so that they go to sleep in the
+// order of `specs` (the wake order tests).
 std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
-                                      const std::function<void()>& emit, size_t must_return);
+                                      const std::function<void()>& emit, size_t must_return,
+                                      bool in_order = false);
 
 // Bit i set when waiter i harvested at least one event.
 unsigned harvest_mask(const std::vector<WaiterResult>& results);

@@ -373,6 +373,20 @@ TEST_P(EpollWaitErrors, UnmappedOrReadOnlyBufferFailsOnlyWhenAnEventIsDelivered)
   EXPECT_ERRNO(EFAULT, api().epoll_wait(ep, read_only.as<epoll_event>(), 1, 0));
 }
 
+// A signal mask on an unreadable page, nothing ready, a wait that would sleep: EFAULT at once.
+// (uepoll once took ppoll's EFAULT for a wake-up and spun until the timeout, or forever.)
+TEST_P(EpollWaitErrors, UnreadableSignalMaskOfASleepingWaitIsEfault) {
+  Fd ep = make_epoll();
+  Fd efd = make_eventfd();
+  add(ep, efd, EPOLLIN, 7);
+  Page none(PROT_NONE);
+  epoll_event ev{};
+  EXPECT_ERRNO(EFAULT, api().epoll_pwait(ep, &ev, 1, 1000, none.as<sigset_t>()));
+  const timespec second{1, 0};
+  EXPECT_ERRNO(EFAULT, api().epoll_pwait2(ep, &ev, 1, &second, none.as<sigset_t>()));
+  EXPECT_ERRNO(EFAULT, api().epoll_pwait2(ep, &ev, 1, nullptr, none.as<sigset_t>()));
+}
+
 TEST_P(EpollWaitErrors, EventSurvivesAFailedCopy) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd(1);

@@ -300,10 +300,6 @@ std::pair<long, int> read_through_a_signal(const Api& api, bool restart) {
 // t1: blocking read | SIGUSR1 with SA_RESTART | write: Linux restarts the read, which then
 // returns the byte.
 TEST_P(PipeObject, BlockingReadIsRestartedUnderSaRestart) {
-  if (!on_kernel()) {
-    GTEST_SKIP() << "uepoll's blocking read returns EINTR even under SA_RESTART: "
-                    "docs/deviations.md, \"Signals\"";
-  }
   const auto [rc, err] = read_through_a_signal(api(), true);
   EXPECT_EQ(rc, 1) << errno_name(err);
 }

@@ -169,6 +169,16 @@ TEST_P(WakeupMatrix, EtOneEventWakesOneWaiter) {
   EXPECT_EQ(harvest_count(r), 1);
 }
 
+// t0: ew(e0), then t1: ew(e0), then t2: ew(e0) | e0 -ET-> s0 | write s0
+// Threads in epoll_wait are woken newest first (Linux queues them at the head of ep->wq): the
+// one that went to sleep last gets the single event.
+TEST_P(WakeupMatrix, EtOneEventWakesTheMostRecentSleeper) {
+  one_source(ET);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 1,
+                       /*in_order=*/true);
+  EXPECT_EQ(harvest_mask(r), 0b100u);
+}
+
 // t0: ew2(e0)  t1: ew2(e0) | e0 -LT-> s0, s2 | write both
 TEST_P(WakeupMatrix, LtTwoSourcesWakeBothWaiters) {
   two_sources(LT);

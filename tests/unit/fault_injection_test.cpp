@@ -10,7 +10,9 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <functional>
 
 #include "uepoll/process.hpp"
@@ -149,6 +151,46 @@ TEST_F(FaultInjection, NestedAdd) {
                [&] { ASSERT_TRUE(p_.epoll_ctl(ep_, EPOLL_CTL_DEL, inner, nullptr)); });
   ASSERT_TRUE(p_.close(efd));
   ASSERT_TRUE(p_.close(inner));
+}
+
+// A nested ADD whose nesting check runs out of memory while another thread closes the file the
+// inner instance watches: the check pins that file under the inner instance's mutex, and may
+// hold its last reference, so no failure path may drop a pin under that mutex (the last put
+// takes it again). In debug builds every reference drop checks that no instance mutex is held.
+TEST_F(FaultInjection, FailingNestedAddRacesTheLastCloseOfAWatchedFile) {
+  for (uepoll::LockMode mode : {uepoll::LockMode::kFine, uepoll::LockMode::kLegacy}) {
+    Process p(mode);
+    int failures = 0;
+    for (int round = 0; round < 300; ++round) {
+      int outer = p.epoll_create1(0).value();
+      int inner = p.epoll_create1(0).value();
+      int efd = p.eventfd(1, 0).value();
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ASSERT_TRUE(p.epoll_ctl(inner, EPOLL_CTL_ADD, efd, &ev));
+      std::atomic<bool> go{false};
+      std::thread closer([&] {
+        while (!go.load()) {
+        }
+        for (int spin = round % 64; spin > 0; --spin) {
+          __builtin_ia32_pause();
+        }
+        EXPECT_TRUE(p.close(efd));
+      });
+      ASSERT_TRUE(uepoll::testing::fail_nth_allocation(1 + round % 4));
+      go = true;
+      auto added = p.epoll_ctl(outer, EPOLL_CTL_ADD, inner, &ev);
+      uepoll::testing::fail_nth_allocation(0);
+      closer.join();
+      if (!added) {
+        EXPECT_EQ(added.error(), ENOMEM);
+        ++failures;
+      }
+      ASSERT_TRUE(p.close(outer));
+      ASSERT_TRUE(p.close(inner));
+    }
+    EXPECT_GT(failures, 0);
+  }
 }
 
 TEST_F(FaultInjection, ConnectAndAccept) {

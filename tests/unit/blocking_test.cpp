@@ -1,0 +1,134 @@
+// How threads sleep and wake: blocking state is made only when a thread is about to sleep, a
+// sleep without a signal mask needs no kernel descriptor (a futex), a thread that cannot get
+// memory for its parker still sleeps and wakes (napping), and no call fails with an errno Linux
+// does not use for it. Each test runs in a fresh process (ctest), so the parker pool starts
+// empty and the first sleep of a thread allocates.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "uepoll/fault_injection.hpp"
+#include "uepoll/process.hpp"
+
+namespace {
+
+using uepoll::Process;
+
+int open_kernel_descriptors() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d) != nullptr) {
+      ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+struct Watched {
+  Process p;
+  int ep = p.epoll_create1(0).value();
+  int efd = p.eventfd(0, EFD_NONBLOCK).value();
+  Watched() {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    EXPECT_TRUE(p.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev));
+  }
+  void write_one() {
+    const std::uint64_t one = 1;
+    EXPECT_TRUE(p.write(efd, &one, sizeof one));
+  }
+};
+
+bool allocation_injection() { return uepoll::testing::fail_nth_allocation(0); }
+
+// No memory for a parker: the thread naps and re-checks instead of failing with ENOMEM (which
+// Linux's epoll_wait, poll and read never return). First in the file: it needs the parker pool
+// empty, as it is in a fresh process (ctest runs each test in its own).
+TEST(Blocking, WithoutMemoryForAParkerWaitsStillWake) {
+  if (!allocation_injection()) {
+    GTEST_SKIP() << "needs UEPOLL_FAULT_INJECTION (debug and sanitizer presets)";
+  }
+  Watched w;
+  std::atomic<bool> asleep{false};
+  std::thread t([&] {
+    uepoll::testing::fail_nth_allocation(1);
+    epoll_event ev{};
+    asleep = true;
+    auto n = w.p.epoll_wait(w.ep, &ev, 1, -1);
+    EXPECT_FALSE(uepoll::testing::allocation_failure_pending());  // the parker's allocation
+    uepoll::testing::fail_nth_allocation(0);
+    ASSERT_TRUE(n) << "errno " << n.error();
+    EXPECT_EQ(*n, 1);
+  });
+  while (!asleep) {
+    std::this_thread::yield();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let it nap a few times
+  w.write_one();
+  t.join();
+}
+
+TEST(Blocking, NonBlockingCallsAllocateNothingAndOpenNothing) {
+  if (!allocation_injection()) {
+    GTEST_SKIP() << "needs UEPOLL_FAULT_INJECTION (debug and sanitizer presets)";
+  }
+  Watched w;
+  std::thread([&] {
+    const int fds = open_kernel_descriptors();
+    uepoll::testing::fail_nth_allocation(1);  // any allocation now would fail...
+    epoll_event ev{};
+    for (int i = 0; i < 100; ++i) {
+      EXPECT_EQ(w.p.epoll_wait(w.ep, &ev, 1, 0).value(), 0);
+      std::uint64_t v;
+      EXPECT_EQ(w.p.read(w.efd, &v, sizeof v).error(), EAGAIN);
+    }
+    EXPECT_TRUE(uepoll::testing::allocation_failure_pending());  // ...and none happened
+    uepoll::testing::fail_nth_allocation(0);
+    EXPECT_EQ(open_kernel_descriptors(), fds);
+  }).join();
+}
+
+TEST(Blocking, SleepingWithoutAMaskOpensNoKernelDescriptor) {
+  Watched w;
+  std::atomic<bool> asleep{false};
+  std::thread t([&] {
+    const int fds = open_kernel_descriptors();
+    epoll_event ev{};
+    asleep = true;
+    EXPECT_EQ(w.p.epoll_wait(w.ep, &ev, 1, -1).value(), 1);
+    EXPECT_EQ(w.p.epoll_wait(w.ep, &ev, 1, 5).value(), 1);  // level-triggered: still ready
+    std::uint64_t v;
+    EXPECT_TRUE(w.p.read(w.efd, &v, sizeof v));
+    EXPECT_EQ(w.p.epoll_wait(w.ep, &ev, 1, 5).value(), 0);  // sleeps until the timeout
+    EXPECT_EQ(open_kernel_descriptors(), fds);
+  });
+  while (!asleep) {
+    std::this_thread::yield();
+  }
+  w.write_one();
+  t.join();
+}
+
+TEST(Blocking, ASignalMaskNeedsOneDoorbellPerThreadAndNoMore) {
+  Watched w;
+  std::thread([&] {
+    const int fds = open_kernel_descriptors();
+    sigset_t mask;
+    sigemptyset(&mask);
+    epoll_event ev{};
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(w.p.epoll_pwait(w.ep, &ev, 1, 1, &mask).value(), 0);
+    }
+    EXPECT_EQ(open_kernel_descriptors(), fds + 1);  // the thread's eventfd, made once
+  }).join();
+}
+
+}  // namespace
