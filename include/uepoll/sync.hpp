@@ -59,6 +59,22 @@ inline int lockdep_spinlocks_held() noexcept { return 0; }
 #endif
 }  // namespace detail
 
+/// A full memory barrier: no load after it is performed before a store ahead of it (the
+/// store-load ordering that lock-free wake-up protocols need, docs/locking.md §1).
+inline void full_barrier() noexcept {
+#if defined(UEPOLL_TSAN)
+  // ThreadSanitizer does not model fences; a sequentially consistent read-modify-write on one
+  // shared word orders the same way and is visible to it.
+  static std::atomic<int> word{0};
+  word.fetch_add(0, std::memory_order_seq_cst);
+#elif defined(__x86_64__)
+  // A locked no-op on the stack: a full barrier, and cheaper than mfence.
+  asm volatile("lock; orl $0, (%%rsp)" ::: "memory", "cc");
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 /// A sleeping mutex (std::mutex underneath). Used where the holder may block or run long:
 /// an epoll instance's ctl/harvest mutex, descriptor tables, the nesting mutex.
 class UEPOLL_CAPABILITY("mutex") Mutex {

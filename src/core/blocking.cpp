@@ -136,8 +136,8 @@ namespace {
 // The thread's own parker. Plain thread-local data, so that it stays usable in thread_local
 // destructors; ThreadExit returns the parker to the pool after all of them.
 enum class Own : unsigned char { kNone, kOwned, kBorrowEachTime };
-constinit thread_local Parker* t_parker = nullptr;
-constinit thread_local Own t_own = Own::kNone;
+UEPOLL_HOT_TLS constinit thread_local Parker* t_parker = nullptr;
+UEPOLL_HOT_TLS constinit thread_local Own t_own = Own::kNone;
 
 void return_parker(void*) noexcept {
   if (t_parker != nullptr) {
@@ -152,7 +152,7 @@ detail::ThreadExit& parker_exit() noexcept {
   return hook;
 }
 
-constinit thread_local WakeBatch* t_batch = nullptr;
+UEPOLL_HOT_TLS constinit thread_local WakeBatch* t_batch = nullptr;
 
 // The tail of a WakeBatch's list; a parker whose wake_next_ is not null is on some batch.
 Parker* tail_mark() noexcept { return reinterpret_cast<Parker*>(std::uintptr_t{1}); }
@@ -360,8 +360,8 @@ bool Waiter::on_wake(WaitEntry& entry, PollMask /*key*/) noexcept UEPOLL_NO_THRE
 }
 
 void Waiter::arm(WaitQueue& queue) noexcept {
-  hook_.parker = lease_.acquire();
   if (hook_.queue.load(std::memory_order_acquire) == nullptr) {
+    hook_.parker = lease_.acquire();  // published to the callbacks by the queue's lock
     queue.add(hook_);
   }
 }

@@ -8,7 +8,7 @@ void WaitQueue::add(WaitEntry& entry) noexcept {
   link(entry);
   // Pairs with the fence in wake_common: the caller's look at the state after this cannot miss
   // a change whose wake-up did not see the entry.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  full_barrier();
 }
 
 void WaitQueue::link(WaitEntry& entry) noexcept {
@@ -69,7 +69,7 @@ void WaitQueue::wake_all(PollMask key) noexcept { wake_common(key, /*all=*/true)
 void WaitQueue::wake_common(PollMask key, bool all) noexcept {
   // Pairs with the fence in add: either this sees the new entry, or the hooker sees the state
   // change that preceded this wake-up.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  full_barrier();
   if (!has_entries()) {
     return;
   }

@@ -1,15 +1,18 @@
 // The epoll instance (Linux's struct eventpoll) and the item (struct epitem, here Watch).
 //
-// LOCKING (outermost first; see docs/locking.md for the full rules and the removal paths)
+// LOCKING (outermost first; see docs/locking.md for the full rules and the removal paths; the
+// levels are uepoll::LockLevel, checked at run time in UEPOLL_LOCKDEP builds)
 //   L1 g_nesting_mutex        process-wide; EPOLL_CTL_ADD with loop/path checks, and in
 //                             LockMode::kLegacy also the close paths (Linux's old epmutex)
 //   L2 Instance::ctl_mutex_   interest set, harvests, item removal; several may be held along
 //                             a nesting chain, always parent before child
+//      (objects' own locks, taken in poll())
 //   L3 File::watchers_lock_   a watched file's list of items
 //   L4 WaitQueue lock         a source's waiters; wake-up callbacks run under it
 //   L5 Instance::ready_lock_  ready list, overflow list, threads in epoll_wait
 // A callback holds its source's L4 and takes L5; after dropping L5 it may wake the instance's
-// own poll queue (another L4, one nesting level up). Nothing takes L4 while holding L5.
+// own poll queue (another L4, one nesting level up). Nothing takes L4 while holding L5. Threads
+// woken under L4/L5 are kicked when the outermost WakeBatch ends, after every lock is dropped.
 #pragma once
 
 #include <sys/epoll.h>

@@ -20,7 +20,7 @@ struct ThreadDelta {
   ThreadDelta* next = nullptr;
 };
 
-constinit thread_local ThreadDelta t_delta;
+UEPOLL_HOT_TLS constinit thread_local ThreadDelta t_delta;
 
 Mutex g_mutex{LockLevel::kLeaf};  // the registry of thread deltas
 ThreadDelta* g_threads UEPOLL_GUARDED_BY(g_mutex) = nullptr;

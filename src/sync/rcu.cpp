@@ -49,7 +49,7 @@ struct ThreadList {
   ThreadList* next = nullptr;
 };
 
-constinit thread_local ThreadList t_list;
+UEPOLL_HOT_TLS constinit thread_local ThreadList t_list;
 
 Mutex g_registry_mutex{LockLevel::kTable};
 ThreadList* g_registry UEPOLL_GUARDED_BY(g_registry_mutex) = nullptr;
@@ -154,6 +154,7 @@ ReadGuard::~ReadGuard() {
 }
 
 void retire(FreeFn free_fn, void* object) noexcept {
+  detail::lockdep_assert_may_block("object retired under a spinlock");  // it may wait for readers
   ThreadList& t = t_list;
   if (!t.registered && !t.exited) {
     register_thread(t);

@@ -12,6 +12,11 @@
 
 #include <pthread.h>
 
+// Thread-locals on hot paths: a fixed offset from the thread pointer instead of a
+// __tls_get_addr call per access in the shared library. They are small (well within the static
+// TLS that glibc keeps for libraries loaded later, such as a dlopen()ed libuepoll.so).
+#define UEPOLL_HOT_TLS [[gnu::tls_model("initial-exec")]]
+
 namespace uepoll::detail {
 
 class ThreadExit {
