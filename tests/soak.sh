@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long soak of the concurrency tests: runs the torture and stress suites (both lock modes), the
-# fault-injection tests and the fuzz-corpus replays in a sanitizer build over and over for
+# fault-injection, thread-exit and blocking tests and the fuzz-corpus replays in a sanitizer build over and over for
 # SECONDS (default 1800), then prints what ran: rounds, test runs, failures, and the totals the
 # tests report (operations, races won, faults injected).
 # Usage: tests/soak.sh [SECONDS] [PRESET]   (PRESET: tsan or asan-ubsan)
@@ -15,7 +15,7 @@ declare -A total
 while ((SECONDS < end)); do
   out=$(UEPOLL_TORTURE_SECONDS=5 UEPOLL_STRESS_ITERATIONS=20000 \
         ctest --preset "$preset" -L 'torture|stress|fuzz' -R '.' -V -j"$(nproc)" 2>&1;
-        ctest --preset "$preset" -R 'FaultInjection' -V 2>&1)
+        ctest --preset "$preset" -R 'FaultInjection|ThreadExit|Blocking|Reclaim' -V 2>&1)
   rc=$?
   rounds=$((rounds + 1))
   n=$(grep -oE 'out of [0-9]+' <<<"$out" | awk '{s += $3} END {print s + 0}')
@@ -27,7 +27,7 @@ while ((SECONDS < end)); do
   # "12 rounds", "3 DELs won", "40 faults injected", ... as printed by the tests.
   while read -r count what; do
     total[$what]=$(( ${total[$what]:-0} + count ))
-  done < <(grep -oE '[0-9]+ (rounds|DELs won|ADDs|writes|harvests|links made|ELOOP|reports|woken after close|faults injected|global mutex acquisitions)' <<<"$out")
+  done < <(grep -oE '[0-9]+ (rounds|DELs won|ADDs|writes|harvests|links made|ELOOP|reports|woken after close|faults injected|global mutex acquisitions|lost wake-ups)' <<<"$out")
   echo "soak: round $rounds, $tests test runs, $failed failed rounds, $((end - SECONDS)) s left"
 done
 echo "soak ($preset, ${seconds} s): $rounds rounds, $tests test runs, $failed failed rounds"

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -131,6 +132,7 @@ void race(Setup&& setup, Hook&& hook) {
   }
   go.store(-1, std::memory_order_release);
   ringer.join();
+  std::printf("%d rounds, %d lost wake-ups\n", round, lost);
   EXPECT_EQ(lost, 0) << "of " << round << " rounds";
 }
 
