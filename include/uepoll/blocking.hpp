@@ -43,6 +43,33 @@ struct SleepSpec {
   /// Blocking I/O without a deadline: an SA_RESTART handler resumes the sleep instead of
   /// ending it with EINTR.
   bool restart_after_handler = false;
+  /// Kernel descriptors whose readability also ends the sleep (poll() of instances that watch
+  /// kernel descriptors). Beyond kMaxKernelFds the sleep naps a millisecond at a time.
+  const int* kernel_fds = nullptr;
+  int kernel_fd_count = 0;
+  static constexpr int kMaxKernelFds = 64;
+};
+
+/// Something whose wake-up is a system call (a futex wake, an eventfd write), issued once the
+/// caller has dropped its spinlocks: at the end of the calling thread's outermost WakeBatch, or
+/// at once when none is open. A Parker, or an epoll instance's kernel bell.
+class Kickable {
+ public:
+  Kickable(const Kickable&) = delete;
+  Kickable& operator=(const Kickable&) = delete;
+
+ protected:
+  Kickable() noexcept = default;
+  virtual ~Kickable() = default;
+  /// Has kick() called soon (see above). False when it already waits on some thread's batch,
+  /// whose kick is still to come and will do (kick() must read its target when it runs).
+  bool kick_soon() noexcept;
+  /// The system call. Runs with no spinlock held.
+  virtual void kick() noexcept = 0;
+
+ private:
+  friend class WakeBatch;
+  std::atomic<Kickable*> kick_next_{nullptr};  // on a batch: the next one, or the tail mark
 };
 
 /// A thread's wake-up channel.
@@ -50,7 +77,7 @@ struct SleepSpec {
 /// Lifetime: never freed. When its thread exits, a parker goes back to a pool and a later
 /// thread takes it, so a waker may safely unpark a parker whose sleeper has already left; the
 /// next owner sees a spurious wake-up, which every sleeper tolerates (they re-check and loop).
-class Parker {
+class Parker final : public Kickable {
  public:
   /// Wakes the owner's current or next sleep. Any thread. The system call that wakes a thread
   /// asleep in the kernel is deferred to the end of the calling thread's outermost WakeBatch,
@@ -64,21 +91,19 @@ class Parker {
   Parker& operator=(const Parker&) = delete;
 
  private:
-  friend class WakeBatch;
   friend class ParkerLease;
   friend struct ParkerPool;
   Parker() noexcept = default;
   enum State : int { kRunning, kNotified, kParked };
   enum Mode : int { kFutex, kDoorbell, kNap };
-  void kick() noexcept;  // the system call that wakes a parked owner
+  void kick() noexcept override;  // wakes a parked owner the way it sleeps
   Result<void> sleep_futex(const SleepSpec& spec) noexcept;
   Result<void> sleep_doorbell(const SleepSpec& spec) noexcept;
 
   std::atomic<int> state_{kRunning};
   std::atomic<int> mode_{kFutex};  // how the owner sleeps while kParked (read by kick())
   int doorbell_ = -1;              // eventfd, created on the first sleep that needs it
-  std::atomic<Parker*> wake_next_{nullptr};  // on a WakeBatch: the next parker, or the tail mark
-  Parker* next_free_ = nullptr;              // in the pool, while no thread owns it
+  Parker* next_free_ = nullptr;    // in the pool, while no thread owns it
 };
 
 /// The calling thread's parker for one blocking call: the thread's own (taken from the pool on
@@ -103,22 +128,23 @@ class ParkerLease {
   bool borrowed_ = false;
 };
 
-/// Defers the system calls of unpark() until the calling thread's outermost WakeBatch ends, so
-/// that no thread enters the kernel while it holds a spinlock (Linux's wake_q). Open one before
-/// taking the locks under which threads are woken; WaitQueue::wake() opens one itself.
+/// Defers the system calls of Kickables (unpark()) until the calling thread's outermost
+/// WakeBatch ends, so that no thread enters the kernel while it holds a spinlock (Linux's
+/// wake_q). Open one before taking the locks under which threads are woken; WaitQueue::wake()
+/// opens one itself.
 class WakeBatch {
  public:
   WakeBatch() noexcept;
-  ~WakeBatch();  // the outermost batch issues the deferred wake-ups
+  ~WakeBatch();  // the outermost batch issues the deferred kicks
   WakeBatch(const WakeBatch&) = delete;
   WakeBatch& operator=(const WakeBatch&) = delete;
 
  private:
-  friend class Parker;
-  void defer(Parker* p) noexcept;
+  friend class Kickable;
+  bool defer(Kickable* k) noexcept;
   bool outermost_;
-  Parker* head_ = nullptr;
-  std::atomic<Parker*>* tail_link_ = nullptr;
+  Kickable* head_ = nullptr;
+  std::atomic<Kickable*>* tail_link_ = nullptr;
 };
 
 /// A thread's hook on one WaitQueue while it blocks; unhooks itself on destruction.
@@ -177,5 +203,7 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, A
 /// Absolute CLOCK_MONOTONIC time `ms` milliseconds (`relative`, a valid timespec) from now.
 timespec deadline_after_ms(long ms) noexcept;
 timespec deadline_after(const timespec& relative) noexcept;
+/// Time left until the absolute CLOCK_MONOTONIC `deadline`, zero once it has passed.
+timespec time_left(const timespec& deadline) noexcept;
 
 }  // namespace uepoll

@@ -59,11 +59,19 @@ struct FileAccess;
 class PollTable {
  public:
   using HookFn = void (*)(PollTable& self, WaitQueue& queue) noexcept;
-  explicit PollTable(HookFn hook_fn) noexcept : hook_(hook_fn) {}
+  using KernelFn = void (*)(PollTable& self, int kernel_fd) noexcept;
+  explicit PollTable(HookFn hook_fn, KernelFn kernel_fn = nullptr) noexcept
+      : hook_(hook_fn), kernel_(kernel_fn) {}
   void hook(WaitQueue& queue) noexcept { hook_(*this, queue); }
+  void hook_kernel(int kernel_fd) noexcept {
+    if (kernel_ != nullptr) {
+      kernel_(*this, kernel_fd);
+    }
+  }
 
  private:
   HookFn hook_;
+  KernelFn kernel_;
 };
 
 /// Registers the poll caller (if any) on `queue`. Call it for each queue whose wake-ups can
@@ -71,6 +79,14 @@ class PollTable {
 inline void poll_wait(PollTable* table, WaitQueue& queue) noexcept {
   if (table != nullptr) {
     table->hook(queue);
+  }
+}
+
+/// For an object whose readiness also depends on a kernel descriptor: a sleeping poll() caller
+/// wakes when `kernel_fd` polls readable, too. (epoll items learn about it otherwise.)
+inline void poll_wait_kernel(PollTable* table, int kernel_fd) noexcept {
+  if (table != nullptr) {
+    table->hook_kernel(kernel_fd);
   }
 }
 

@@ -11,6 +11,10 @@
 //   socket       in-process AF_INET/AF_INET6 streams over a private loopback address space.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+
 #include "uepoll/file.hpp"
 #include "uepoll/ref.hpp"
 #include "uepoll/result.hpp"
@@ -33,5 +37,22 @@ Result<FilePair> make_unix_stream_pair(int flags) noexcept;
 
 /// socket(domain, SOCK_STREAM, 0) for AF_INET / AF_INET6; flags may hold O_NONBLOCK.
 Result<Ref<File>> make_inet_stream_socket(int domain, int flags) noexcept;
+
+/// The operations of a C plug-in object (uepoll_file_create); see uepoll.h.
+struct PluginOps {
+  std::uint32_t (*poll)(void* priv);
+  ssize_t (*read)(void* priv, void* buf, size_t n);
+  ssize_t (*write)(void* priv, const void* buf, size_t n);
+  void (*release)(void* priv);
+};
+
+/// A C plug-in object; `flags` may hold O_NONBLOCK. `ops.release` runs at the last reference
+/// only once the object has been adopted (a failed install does not hand it back to the caller).
+Result<Ref<File>> make_plugin_file(const PluginOps& ops, void* priv, int flags) noexcept;
+/// Marks a plug-in object as the caller's: its release callback will run.
+void plugin_file_adopted(File& plugin) noexcept;
+/// uepoll_file_notify: wakes the object's waiters with `events`. Safe against a concurrent last
+/// close (the object's memory outlives the call).
+void plugin_file_notify(File& plugin, std::uint32_t events) noexcept;
 
 }  // namespace uepoll

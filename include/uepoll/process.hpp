@@ -54,6 +54,11 @@ class Process {
                           const sigset_t* sigmask) noexcept;
   Result<int> epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* timeout,
                            const sigset_t* sigmask) noexcept;
+  /// epoll_ctl of the kernel descriptor `kfd` in the uepoll instance `epfd`
+  /// (uepoll_epoll_ctl_kernel).
+  Result<void> epoll_ctl_kernel(int epfd, int op, int kfd, const epoll_event* event) noexcept;
+  /// A kernel descriptor readable while `epfd` has events (uepoll_epoll_kernel_fd).
+  Result<int> epoll_kernel_fd(int epfd) noexcept;
 
   // objects
   Result<int> eventfd(unsigned int initval, int flags) noexcept;

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -68,6 +69,48 @@ int uepoll_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 /* limits and configuration */
 long uepoll_max_user_watches(void);
 int uepoll_set_max_user_watches(long limit);
+
+/* Kernel descriptors in uepoll instances, and uepoll instances in kernel event loops.
+ *
+ * uepoll_epoll_ctl_kernel: epoll_ctl on a kernel descriptor (socket, timerfd, signalfd, pipe,
+ * tty, kernel eventfd, kernel epoll, ...) as a member of the uepoll instance epfd, exactly as
+ * Linux's epoll_ctl (EPERM for files that cannot be polled, EEXIST/ENOENT,
+ * ET/LT/ONESHOT/EXCLUSIVE/RDHUP, removal when the kernel description's last reference
+ * closes). Its events come back from uepoll_epoll_wait/pwait/pwait2 with those of uepoll
+ * objects, in one call, neither kind starving the other; the waiting thread sleeps in the
+ * kernel for both (no spinning, no helper thread).
+ *
+ * uepoll_epoll_kernel_fd: a kernel descriptor that polls readable exactly while epfd has
+ * events to report, for libuv, GLib, asyncio or a kernel epoll to watch (a new event after a
+ * harvest is a new edge for an edge-triggered watcher). The instance owns it: do not close it;
+ * it is valid until the instance's last close. */
+int uepoll_epoll_ctl_kernel(int epfd, int op, int kfd, struct epoll_event *event);
+int uepoll_epoll_kernel_fd(int epfd);
+
+/* Plug-in objects for stacks written in C: a pollable ufd whose behaviour the caller supplies.
+ *
+ * poll returns the object's current EPOLL* readiness (bits that are not poll bits are ignored);
+ * read and write return bytes or -errno (NULL: the call fails with EINVAL). On a blocking ufd,
+ * a read or write that returns -EAGAIN blocks until uepoll_file_notify reports a change, then
+ * retries, as a kernel file would. release runs once the description's last reference is gone
+ * (every epoll registration of it has been removed by then); the handle is valid until it has
+ * run. uepoll_file_create returns the ufd (flags: O_NONBLOCK | O_CLOEXEC); when it fails,
+ * release is not called.
+ *
+ * uepoll_file_notify(handle, events): the object's readiness changed (change the state first,
+ * then notify): wakes its waiters and the epoll items whose mask matches events, like the
+ * kernel's wake_up_poll. Any thread, any time until release has run; never blocks. No wake-up
+ * is lost however the object keeps its state. */
+struct uepoll_file;
+struct uepoll_file_ops {
+  uint32_t (*poll)(void *priv);
+  ssize_t (*read)(void *priv, void *buf, size_t n);
+  ssize_t (*write)(void *priv, const void *buf, size_t n);
+  void (*release)(void *priv);
+};
+int uepoll_file_create(const struct uepoll_file_ops *ops, void *priv, int flags,
+                       struct uepoll_file **handle);
+void uepoll_file_notify(struct uepoll_file *handle, uint32_t events);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdarg>
 
+#include "uepoll/objects.hpp"
 #include "uepoll/process.hpp"
 
 namespace {
@@ -146,6 +147,46 @@ int uepoll_fcntl(int fd, int cmd, ...) {
 
 int uepoll_poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
   return value_or_errno(process().poll(fds, nfds, timeout_ms));
+}
+
+int uepoll_epoll_ctl_kernel(int epfd, int op, int kfd, struct epoll_event* event) {
+  return zero_or_errno(process().epoll_ctl_kernel(epfd, op, kfd, event));
+}
+
+int uepoll_epoll_kernel_fd(int epfd) { return value_or_errno(process().epoll_kernel_fd(epfd)); }
+
+int uepoll_file_create(const struct uepoll_file_ops* ops, void* priv, int flags,
+                       struct uepoll_file** handle) {
+  if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) != 0 || ops == nullptr || ops->poll == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (handle == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  uepoll::Result<uepoll::Ref<uepoll::File>> made = uepoll::make_plugin_file(
+      {ops->poll, ops->read, ops->write, ops->release}, priv, flags & O_NONBLOCK);
+  if (!made) {
+    errno = made.error();
+    return -1;
+  }
+  // Our own reference across the install: if the install fails, the object dies here without
+  // calling release (the caller keeps priv); if it succeeds, it is the caller's from then on.
+  uepoll::Ref<uepoll::File> file = std::move(made.value());
+  uepoll::Ref<uepoll::File> ours = file;
+  uepoll::Result<int> fd = process().install(std::move(file), (flags & O_CLOEXEC) != 0);
+  if (!fd) {
+    errno = fd.error();
+    return -1;
+  }
+  uepoll::plugin_file_adopted(*ours);
+  *handle = reinterpret_cast<struct uepoll_file*>(ours.get());
+  return *fd;
+}
+
+void uepoll_file_notify(struct uepoll_file* handle, uint32_t events) {
+  uepoll::plugin_file_notify(*reinterpret_cast<uepoll::File*>(handle), events);
 }
 
 long uepoll_max_user_watches(void) { return uepoll::max_user_watches(); }

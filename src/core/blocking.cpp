@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -36,8 +37,9 @@ timespec now_monotonic() noexcept {
   return now;
 }
 
-// Time left until `deadline`, clamped at zero.
-timespec remaining(const timespec& deadline) noexcept {
+}  // namespace
+
+timespec time_left(const timespec& deadline) noexcept {
   timespec now = now_monotonic();
   timespec left{deadline.tv_sec - now.tv_sec, deadline.tv_nsec - now.tv_nsec};
   if (left.tv_nsec < 0) {
@@ -50,8 +52,10 @@ timespec remaining(const timespec& deadline) noexcept {
   return left;
 }
 
+namespace {
+
 bool passed(const timespec& deadline) noexcept {
-  timespec left = remaining(deadline);
+  timespec left = time_left(deadline);
   return left.tv_sec == 0 && left.tv_nsec == 0;
 }
 
@@ -66,7 +70,7 @@ long futex(std::atomic<int>* word, int op, int value, const timespec* timeout,
 Result<void> nap(const SleepSpec& spec) noexcept {
   timespec length{0, kNapNanos};
   if (spec.deadline != nullptr) {
-    timespec left = remaining(*spec.deadline);
+    timespec left = time_left(*spec.deadline);
     if (left.tv_sec == 0 && left.tv_nsec < length.tv_nsec) {
       length = left;
     }
@@ -154,8 +158,8 @@ detail::ThreadExit& parker_exit() noexcept {
 
 UEPOLL_HOT_TLS constinit thread_local WakeBatch* t_batch = nullptr;
 
-// The tail of a WakeBatch's list; a parker whose wake_next_ is not null is on some batch.
-Parker* tail_mark() noexcept { return reinterpret_cast<Parker*>(std::uintptr_t{1}); }
+// The tail of a WakeBatch's list; a Kickable whose kick_next_ is not null is on some batch.
+Kickable* tail_mark() noexcept { return reinterpret_cast<Kickable*>(std::uintptr_t{1}); }
 
 }  // namespace
 
@@ -194,16 +198,19 @@ Result<void> ParkerLease::sleep(const SleepSpec& spec) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Waking
 
+bool Kickable::kick_soon() noexcept {
+  if (WakeBatch* batch = t_batch) {
+    return batch->defer(this);
+  }
+  kick();
+  return true;
+}
+
 void Parker::unpark() noexcept {
   // Whoever swaps kParked away owes the sleeper its system call; a running owner just finds the
   // token on its next park().
-  if (state_.exchange(kNotified, std::memory_order_seq_cst) != kParked) {
-    return;
-  }
-  if (WakeBatch* batch = t_batch) {
-    batch->defer(this);
-  } else {
-    kick();
+  if (state_.exchange(kNotified, std::memory_order_seq_cst) == kParked) {
+    kick_soon();
   }
 }
 
@@ -231,19 +238,20 @@ WakeBatch::WakeBatch() noexcept : outermost_(t_batch == nullptr) {
   }
 }
 
-void WakeBatch::defer(Parker* p) noexcept {
-  // Claim the parker's link. If another batch holds it, that batch's kick is still to come and
-  // reads the sleep mode when it runs, so it wakes whatever sleep this one would have woken.
-  Parker* expected = nullptr;
-  if (!p->wake_next_.compare_exchange_strong(expected, tail_mark(), std::memory_order_seq_cst)) {
-    return;
+bool WakeBatch::defer(Kickable* k) noexcept {
+  // Claim the link. If another batch holds it, that batch's kick is still to come and reads its
+  // target when it runs (a parker's sleep mode), so it wakes whatever this one would have.
+  Kickable* expected = nullptr;
+  if (!k->kick_next_.compare_exchange_strong(expected, tail_mark(), std::memory_order_seq_cst)) {
+    return false;
   }
   if (head_ == nullptr) {
-    head_ = p;
+    head_ = k;
   } else {
-    tail_link_->store(p, std::memory_order_relaxed);
+    tail_link_->store(k, std::memory_order_relaxed);
   }
-  tail_link_ = &p->wake_next_;
+  tail_link_ = &k->kick_next_;
+  return true;
 }
 
 WakeBatch::~WakeBatch() {
@@ -251,12 +259,12 @@ WakeBatch::~WakeBatch() {
     return;
   }
   t_batch = nullptr;
-  for (Parker* p = head_; p != nullptr;) {
-    Parker* next = p->wake_next_.load(std::memory_order_relaxed);
+  for (Kickable* k = head_; k != nullptr;) {
+    Kickable* next = k->kick_next_.load(std::memory_order_relaxed);
     // Unclaim before the kick: a wake-up that fails to claim after this point queues its own.
-    p->wake_next_.store(nullptr, std::memory_order_seq_cst);
-    p->kick();
-    p = next == tail_mark() ? nullptr : next;
+    k->kick_next_.store(nullptr, std::memory_order_seq_cst);
+    k->kick();
+    k = next == tail_mark() ? nullptr : next;
   }
 }
 
@@ -273,11 +281,12 @@ Result<void> Parker::park(const SleepSpec& spec) noexcept {
     __builtin_ia32_pause();
   }
   Mode mode = kFutex;
-  if (spec.sigmask != nullptr) {
+  if (spec.sigmask != nullptr || spec.kernel_fd_count > 0) {
     if (doorbell_ < 0) {
       doorbell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     }
-    mode = doorbell_ >= 0 ? kDoorbell : kNap;  // no descriptor left: nap, still correct
+    // No descriptor left, or more kernel descriptors than one ppoll takes: nap, still correct.
+    mode = doorbell_ >= 0 && spec.kernel_fd_count <= SleepSpec::kMaxKernelFds ? kDoorbell : kNap;
   }
   mode_.store(mode, std::memory_order_seq_cst);
   int expected = kRunning;
@@ -313,12 +322,18 @@ Result<void> Parker::sleep_futex(const SleepSpec& spec) noexcept {
 }
 
 Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
-  pollfd pfd{doorbell_, POLLIN, 0};
+  pollfd pfd[1 + SleepSpec::kMaxKernelFds];
+  pfd[0] = pollfd{doorbell_, POLLIN, 0};
+  const int extra = std::min(spec.kernel_fd_count, SleepSpec::kMaxKernelFds);
+  for (int i = 0; i < extra; ++i) {
+    pfd[1 + i] = pollfd{spec.kernel_fds[i], POLLIN, 0};
+  }
   timespec left{};
   if (spec.deadline != nullptr) {
-    left = remaining(*spec.deadline);
+    left = time_left(*spec.deadline);
   }
-  int n = ::ppoll(&pfd, 1, spec.deadline != nullptr ? &left : nullptr, spec.sigmask);
+  int n = ::ppoll(pfd, static_cast<nfds_t>(1 + extra), spec.deadline != nullptr ? &left : nullptr,
+                  spec.sigmask);
   if (n < 0) {
     switch (errno) {
       case EINTR:
@@ -331,8 +346,10 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
   if (n == 0) {
     return Error{ETIMEDOUT};
   }
-  std::uint64_t count;
-  [[maybe_unused]] ssize_t drained = ::read(doorbell_, &count, sizeof count);
+  if ((pfd[0].revents & POLLIN) != 0) {
+    std::uint64_t count;
+    [[maybe_unused]] ssize_t drained = ::read(doorbell_, &count, sizeof count);
+  }
   return {};
 }
 

@@ -93,6 +93,7 @@ Instance::Instance(int status_flags, LockMode mode) noexcept
 }
 
 Instance::~Instance() {
+  delete kernel_.load(std::memory_order_relaxed);
   delete[] buckets_;
   count_down(Counter::kInstances);
 }
@@ -103,6 +104,17 @@ Result<Ref<File>> Instance::create(int status_flags, LockMode mode) noexcept {
     return Error{ENOMEM};
   }
   return Ref<File>::adopt(ep);
+}
+
+bool Instance::try_get_instance() noexcept {
+  long refs = instance_refs_.load(std::memory_order_relaxed);
+  do {
+    if (refs == 0) {
+      return false;
+    }
+  } while (!instance_refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_acquire,
+                                                 std::memory_order_relaxed));
+  return true;
 }
 
 void Instance::put_instance() noexcept {
@@ -286,6 +298,12 @@ Result<void> Instance::ctl(int op, Ref<File> target, int fd, const epoll_event& 
     if (auto loop = check.check_loop(this, from(target.get())); !loop) {
       return loop;
     }
+    // To watch an instance with a kernel side, this one needs one to mirror it in.
+    if (from(target.get())->live_kernel_side() != nullptr) {
+      if (auto made = make_kernel_side(); !made) {
+        return made;
+      }
+    }
   } else {
     check.add_file(target.get());
   }
@@ -405,6 +423,13 @@ Result<void> Instance::insert(const epoll_event& ev, File* target, int fd,
     instance_refs_.fetch_sub(1, std::memory_order_relaxed);
     return Error{ENOMEM};
   }
+  if (target->is_epoll() && from(target)->live_kernel_side() != nullptr) {
+    if (Result<void> linked_in = link_mirror(w); !linked_in) {  // the kernel's own checks
+      remove(w);
+      instance_refs_.fetch_sub(1, std::memory_order_relaxed);
+      return linked_in;
+    }
+  }
   queue_if_ready(w, revents);
   return {};
 }
@@ -428,6 +453,7 @@ void Instance::queue_if_ready(Watch* w, PollMask revents) noexcept {
     if (!linked(*w)) {
       list_append(ready_, w);
       wake_one_sleeper();
+      ring_if_heard();
       wake_pollers = poll_wait_.has_entries();
     }
   }
@@ -449,6 +475,7 @@ void Instance::unhook(Watch* w) noexcept {
 
 void Instance::remove(Watch* w) noexcept {
   unhook(w);  // no callback runs on w after this
+  unlink_mirror(w);
   {
     // Singly linked (a file rarely has more than a few watchers, and it keeps a Watch within
     // 128 bytes): find the link that points at w. w->file_next stays intact, so an RCU walker
@@ -502,7 +529,9 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
     } else if (!linked(*w)) {
       list_append(ep->ready_, w);
     }
-    if (ep->sleepers_ != nullptr) {
+    KernelSide* ks = ep->kernel_.load(std::memory_order_acquire);
+    const bool kernel_sleepers = ks != nullptr && ks->live() && ks->sleepers > 0;
+    if (ep->sleepers_ != nullptr || kernel_sleepers) {
       if (exclusive) {
         // An exclusive wake-up is consumed only by an instance with a thread to wake, and only
         // for the direction that thread is interested in.
@@ -522,6 +551,7 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
       }
       ep->wake_one_sleeper();  // kicked at the end of the source's wake-up (WakeBatch)
     }
+    ep->ring_if_heard();
     wake_pollers = ep->poll_wait_.has_entries();
   }
   if (wake_pollers) {
@@ -546,6 +576,12 @@ void Instance::unlink_sleeper(Sleeper& s) noexcept {
   }
   s.next = nullptr;
   s.pprev = nullptr;
+}
+
+void Instance::wake_all_sleepers() noexcept {
+  while (sleepers_ != nullptr) {
+    wake_one_sleeper();
+  }
 }
 
 void Instance::wake_one_sleeper() noexcept {
@@ -597,6 +633,7 @@ void Instance::done_scan_locked(ReadyNode& batch) noexcept {
   list_splice_front(batch, ready_);  // items not reached go first next time
   if (!list_empty(ready_)) {
     wake_one_sleeper();  // chain the wake-up: another waiter can take what is left
+    ring_if_heard();
   }
 }
 
@@ -613,6 +650,10 @@ PollMask Instance::poll_item(Watch* w, PollTable* table, int depth) noexcept {
 
 PollMask Instance::poll_nested(PollTable* table, int depth) noexcept {
   poll_wait(table, poll_wait_);
+  KernelSide* ks = live_kernel_side();
+  if (ks != nullptr) {
+    poll_wait_kernel(table, ks->ep());
+  }
   MutexLock lock(ctl_mutex_);  // nesting order: our parent's mutex (if any) is already held
   ReadyNode batch;
   start_scan(batch);
@@ -627,6 +668,9 @@ PollMask Instance::poll_nested(PollTable* table, int depth) noexcept {
     n = next;
   }
   done_scan(batch);
+  if (result == 0 && ks != nullptr && kernel_side_ready(*ks)) {
+    result = EPOLLIN | EPOLLRDNORM;
+  }
   return result;
 }
 
@@ -686,6 +730,9 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
   ParkerLease lease;  // taken only when the thread has to sleep
   const SleepSpec sleep{deadline, sigmask, /*restart_after_handler=*/false};
   for (;;) {
+    if (KernelSide* ks = live_kernel_side()) {
+      return wait_with_kernel(*ks, events, maxevents, deadline, timed_out, sigmask);
+    }
     if (available) {
       Result<int> r = send_events(events, maxevents);
       if (!r.has_value() || r.value() > 0) {

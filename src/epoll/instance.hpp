@@ -22,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "epoll/kernel_side.hpp"
 #include "sync/rcu.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/file.hpp"
@@ -105,10 +106,25 @@ class Instance final : public File {
                    bool nonblocking, const sigset_t* sigmask) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
 
+  /// epoll_ctl of a kernel descriptor (uepoll_epoll_ctl_kernel) after the uepoll-side checks:
+  /// the kernel answers for the descriptor. `event` is a valid copy, or null for DEL.
+  Result<void> ctl_kernel(int op, int kfd, const epoll_event* event) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// The kernel descriptor that polls readable while this instance has events
+  /// (uepoll_epoll_kernel_fd); the instance owns it.
+  Result<int> kernel_fd() noexcept UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// The kernel side, once waiters and parents use it (null: the instance has none).
+  KernelSide* live_kernel_side() const noexcept {
+    KernelSide* ks = kernel_.load(std::memory_order_acquire);
+    return ks != nullptr && ks->live() ? ks : nullptr;
+  }
+
   /// Removal path C for one item: the watched file's last reference went.
   static void release_watch(Watch* w) noexcept;
 
   void get_instance() noexcept { instance_refs_.fetch_add(1, std::memory_order_relaxed); }
+  /// get_instance() unless the count already reached zero (the instance is being retired).
+  [[nodiscard]] bool try_get_instance() noexcept;
   void put_instance() noexcept;
 
   // Nesting checks (nesting.cpp) need these.
@@ -132,6 +148,35 @@ class Instance final : public File {
   void destroy() noexcept override;
 
   PollMask poll_nested(PollTable* table, int depth) noexcept UEPOLL_EXCLUDES(ctl_mutex_);
+  /// True when the kernel side has events: kernel descriptors, inner instances' kernel events.
+  /// First brings the bell in line with the uepoll side (found empty by the caller).
+  bool kernel_side_ready(KernelSide& ks) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+
+  // The kernel side (kernel_side.hpp). make_kernel_side needs g_nesting_mutex: it walks up
+  // the instances that watch this one and gives each a kernel side first.
+  Result<void> make_kernel_side() noexcept UEPOLL_EXCLUDES(ctl_mutex_);
+  /// Puts the kernel side of `w`'s instance into ours (a mirror); the caller made ours live.
+  Result<void> link_mirror(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// Takes it out again when `w` was the last item on that instance.
+  void unlink_mirror(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// Queues every item on an instance with a kernel side: a mirror reported an edge.
+  void queue_mirrored_children() noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  Result<int> wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents,
+                               const timespec* deadline, bool timed_out,
+                               const sigset_t* sigmask) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// One harvest of both sides (uepoll items and kernel descriptors), each served first in turn.
+  Result<int> harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  Result<int> harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// Removes the bell and mirror events from what the kernel returned, acting on them.
+  int filter_kernel_events(KernelSide& ks, epoll_event* events, int n) noexcept
+      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// Silences the bell, then rings it again if the uepoll side has events for a listener.
+  void resync_bell(KernelSide& ks) noexcept UEPOLL_EXCLUDES(ready_lock_);
+  /// Rings the bell if a thread sleeps on it or a kernel loop watches it.
+  void ring_if_heard() noexcept UEPOLL_REQUIRES(ready_lock_);
   static PollMask poll_item(Watch* w, PollTable* table, int depth) noexcept;
 
   // Interest set: a hash of (file, fd) chained through Watch::hash_next.
@@ -175,6 +220,8 @@ class Instance final : public File {
     bool woken = false;
   };
   void add_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
+  /// Wakes every thread asleep in the uepoll way (the instance just got a kernel side).
+  void wake_all_sleepers() noexcept UEPOLL_REQUIRES(ready_lock_);
   void unlink_sleeper(Sleeper& s) noexcept UEPOLL_REQUIRES(ready_lock_);
   /// Dequeues and unparks the newest sleeper, if any; the caller holds a WakeBatch open, so the
   /// system call (if one is needed) comes after the ready lock is dropped.
@@ -193,6 +240,9 @@ class Instance final : public File {
 
   /// Parents watching this instance and poll() callers.
   WaitQueue poll_wait_;
+
+  /// Set once (under g_nesting_mutex), freed by ~Instance.
+  std::atomic<KernelSide*> kernel_{nullptr};
 
 #if defined(UEPOLL_WITHOUT_LEGACY_MODE)
   // Built without the legacy mode, to measure what the mode's branch costs on the fine path.

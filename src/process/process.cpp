@@ -109,6 +109,59 @@ Result<void> Process::epoll_ctl(int epfd, int op, int fd, const epoll_event* eve
   return detail::Instance::from(ep.get())->ctl(op, std::move(target), fd, ev);
 }
 
+namespace {
+
+// When epfd is no epoll instance, Linux has already judged the target: EBADF, then EPERM.
+Result<void> kernel_target_error(int kfd) noexcept {
+  if (fcntl(kfd, F_GETFD) < 0) {
+    return Error{EBADF};
+  }
+  static const int scratch = epoll_create1(EPOLL_CLOEXEC);  // asks the kernel about pollability
+  epoll_event ev{};
+  if (scratch >= 0 && epoll_ctl(scratch, EPOLL_CTL_ADD, kfd, &ev) == 0) {
+    epoll_ctl(scratch, EPOLL_CTL_DEL, kfd, nullptr);
+  } else if (scratch >= 0 && errno == EPERM) {
+    return Error{EPERM};
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> Process::epoll_ctl_kernel(int epfd, int op, int kfd,
+                                       const epoll_event* event) noexcept {
+  epoll_event ev{};
+  if (op != EPOLL_CTL_DEL) {  // as epoll_ctl: the event is copied first, for any other op
+    if (event == nullptr || !user_range_ok(event, sizeof *event)) {
+      return Error{EFAULT};
+    }
+    ev = *event;
+  }
+  Ref<File> ep = fds_.get(epfd);
+  if (!ep) {
+    return Error{EBADF};
+  }
+  if (!ep->is_epoll()) {
+    if (Result<void> target = kernel_target_error(kfd); !target) {
+      return target;
+    }
+    return Error{EINVAL};
+  }
+  return detail::Instance::from(ep.get())->ctl_kernel(op, kfd,
+                                                       op == EPOLL_CTL_DEL ? nullptr : &ev);
+}
+
+Result<int> Process::epoll_kernel_fd(int epfd) noexcept {
+  Ref<File> ep = fds_.get(epfd);
+  if (!ep) {
+    return Error{EBADF};
+  }
+  if (!ep->is_epoll()) {
+    return Error{EINVAL};
+  }
+  return detail::Instance::from(ep.get())->kernel_fd();
+}
+
 Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents,
                                  const timespec* deadline, bool nonblocking,
                                  const sigset_t* sigmask) noexcept {
@@ -446,7 +499,7 @@ struct PollHook : WaitEntry {
 };
 
 struct PollCallTable : PollTable {
-  PollCallTable() noexcept : PollTable(&hook) {}
+  PollCallTable() noexcept : PollTable(&hook, &hook_kernel_fd) {}
   ~PollCallTable() {
     for (PollHook* h = hooks; h != nullptr;) {
       PollHook* next = h->next_hook;
@@ -476,10 +529,20 @@ struct PollCallTable : PollTable {
     t.hooks = h;
     queue.add(*h);
   }
+  // A polled instance that watches kernel descriptors: the sleep watches its kernel side too.
+  static void hook_kernel_fd(PollTable& table, int fd) noexcept {
+    auto& t = static_cast<PollCallTable&>(table);
+    if (t.kernel_fd_count < SleepSpec::kMaxKernelFds) {
+      t.kernel_fds[t.kernel_fd_count] = fd;
+    }
+    ++t.kernel_fd_count;  // past the bound, the sleep naps and re-polls instead
+  }
   Parker* parker = nullptr;
   File* polling = nullptr;  // the file whose poll() is running
   PollHook* hooks = nullptr;
   bool out_of_memory = false;
+  int kernel_fds[SleepSpec::kMaxKernelFds];
+  int kernel_fd_count = 0;
 };
 
 }  // namespace
@@ -526,8 +589,10 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
       return ready;
     }
     first_pass = false;
-    Result<void> slept = lease.sleep(SleepSpec{timeout_ms < 0 ? nullptr : &deadline, nullptr,
-                                               /*restart_after_handler=*/false});
+    Result<void> slept =
+        lease.sleep(SleepSpec{timeout_ms < 0 ? nullptr : &deadline, nullptr,
+                              /*restart_after_handler=*/false, table.kernel_fds,
+                              table.kernel_fd_count});
     if (!slept) {
       if (slept.error() == ETIMEDOUT) {
         // One last look, as Linux does after its timer fires.

@@ -4,6 +4,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <string>
+
 #include <uepoll/uepoll.h>
 
 namespace uepoll_test {
@@ -14,6 +18,20 @@ int uepoll_fcntl3(int fd, int cmd, long arg) { return ::uepoll_fcntl(fd, cmd, ar
 int kernel_pipe(int fds[2]) { return ::pipe(fds); }
 int kernel_pipe2(int fds[2], int flags) { return ::pipe2(fds, flags); }
 int kernel_eventfd(unsigned int initval, int flags) { return ::eventfd(initval, flags); }
+// A kernel epoll is its own kernel descriptor; other descriptors get epoll_ctl's errno.
+int kernel_epoll_is_its_own_kernel_fd(int epfd) {
+  if (::fcntl(epfd, F_GETFD) < 0) {
+    return -1;  // EBADF
+  }
+  char target[64] = {};
+  const std::string link = "/proc/self/fd/" + std::to_string(epfd);
+  if (::readlink(link.c_str(), target, sizeof target - 1) < 0 ||
+      std::strcmp(target, "anon_inode:[eventpoll]") != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return epfd;
+}
 
 const Api kKernel = {
     "kernel", true,
@@ -22,6 +40,7 @@ const Api kKernel = {
     ::socket, ::bind, ::listen, ::accept, ::accept4, ::connect, ::getsockopt, ::setsockopt,
     ::getsockname, ::shutdown,
     ::read, ::write, ::recv, ::send, ::close, ::dup, ::dup2, ::dup3, kernel_fcntl, ::poll,
+    ::epoll_ctl, kernel_epoll_is_its_own_kernel_fd,
 };
 
 const Api kUepoll = {
@@ -33,6 +52,7 @@ const Api kUepoll = {
     uepoll_getsockopt, uepoll_setsockopt, uepoll_getsockname, uepoll_shutdown,
     uepoll_read, uepoll_write, uepoll_recv, uepoll_send, uepoll_close, uepoll_dup, uepoll_dup2,
     uepoll_dup3, uepoll_fcntl3, uepoll_poll,
+    uepoll_epoll_ctl_kernel, uepoll_epoll_kernel_fd,
 };
 
 const Api* const kBoth[] = {&kKernel, &kUepoll};

@@ -54,6 +54,12 @@ struct Api {
   int (*dup3)(int oldfd, int newfd, int flags);
   int (*fcntl)(int fd, int cmd, long arg);
   int (*poll)(struct pollfd* fds, nfds_t nfds, int timeout_ms);
+
+  // Kernel descriptors in the backend's epoll instances: the kernel's epoll_ctl, and
+  // uepoll_epoll_ctl_kernel. A kernel epoll is its own kernel descriptor for event loops; a
+  // uepoll instance has uepoll_epoll_kernel_fd.
+  int (*epoll_ctl_kernel)(int epfd, int op, int kfd, struct epoll_event* event);
+  int (*epoll_kernel_fd)(int epfd);
 };
 
 // The host kernel, through real syscalls.

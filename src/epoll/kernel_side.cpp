@@ -1,0 +1,381 @@
+#include "epoll/kernel_side.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <poll.h>
+
+#include <cerrno>
+#include <chrono>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "core/file_access.hpp"
+#include "epoll/instance.hpp"
+#include "uepoll/fault_injection.hpp"
+
+namespace uepoll::detail {
+namespace {
+
+struct Tags {
+  std::uint64_t bell;
+  std::uint64_t mirror;
+};
+
+Tags draw_tags() noexcept {
+  Tags t{};
+  if (getrandom(&t, sizeof t, 0) != static_cast<ssize_t>(sizeof t)) {
+    // No entropy source: still unpredictable enough for a caller that does not aim at it.
+    auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    t.bell = now * 0x9e3779b97f4a7c15u ^ reinterpret_cast<std::uintptr_t>(&t);
+    t.mirror = ~t.bell * 0xbf58476d1ce4e5b9u;
+  }
+  if (t.bell == t.mirror) {
+    t.mirror = ~t.bell;
+  }
+  return t;
+}
+
+const Tags& tags() noexcept {
+  static const Tags t = draw_tags();
+  return t;
+}
+
+}  // namespace
+
+std::uint64_t kernel_bell_tag() noexcept { return tags().bell; }
+std::uint64_t kernel_mirror_tag() noexcept { return tags().mirror; }
+
+KernelSide::KernelSide(Instance* owner) noexcept { bell_.owner = owner; }
+
+KernelSide* KernelSide::create(Instance* owner) noexcept {
+  auto* ks = try_new<KernelSide>(owner);
+  if (ks == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  ks->ep_ = epoll_create1(EPOLL_CLOEXEC);
+  ks->bell_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kernel_bell_tag();
+  if (ks->ep_ < 0 || ks->bell_.fd < 0 || epoll_ctl(ks->ep_, EPOLL_CTL_ADD, ks->bell_.fd, &ev) != 0) {
+    const int err = errno;
+    delete ks;
+    errno = err;
+    return nullptr;
+  }
+  return ks;
+}
+
+KernelSide::~KernelSide() {
+  if (ep_ >= 0) {
+    close(ep_);
+  }
+  if (bell_.fd >= 0) {
+    close(bell_.fd);
+  }
+}
+
+void KernelSide::ring() noexcept {
+  bell_.owner->get_instance();  // the write may happen after the caller lets go of the owner
+  if (!bell_.request()) {
+    bell_.owner->put_instance();  // a write is pending already; never the last reference
+  }
+}
+
+void KernelSide::Bell::kick() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN only at a count of 2^64-2, which means it is readable: all a ring needs.
+  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+  owner->put_instance();
+}
+
+void KernelSide::silence() noexcept {
+  std::uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(bell_.fd, &count, sizeof count);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// The instance's side of it
+
+namespace {
+
+// The (parent, fd) pairs of the items that watch `ep`, each parent pinned.
+struct Parents {
+  std::vector<std::pair<Instance*, int>> list;
+  ~Parents() {
+    for (auto& [parent, fd] : list) {
+      parent->put_instance();
+    }
+  }
+};
+
+}  // namespace
+
+Result<void> Instance::make_kernel_side() noexcept {
+  if (live_kernel_side() != nullptr) {
+    return {};
+  }
+  Parents parents;
+  try {
+    if (allocation_should_fail()) {
+      throw std::bad_alloc();
+    }
+    rcu::ReadGuard rcu;  // the watcher list and its items' instances outlive this walk
+    for (Watch* w = FileAccess::watchers(*this).load(std::memory_order_acquire); w != nullptr;
+         w = w->file_next.load(std::memory_order_acquire)) {
+      if (w->instance->try_get_instance()) {
+        parents.list.emplace_back(w->instance, w->fd);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return Error{ENOMEM};
+  }
+  // Every instance above first, so that each link below is checked against the whole chain.
+  for (auto& [parent, fd] : parents.list) {
+    if (Result<void> made = parent->make_kernel_side(); !made) {
+      return made;
+    }
+  }
+  KernelSide* ks = kernel_.load(std::memory_order_acquire);
+  if (ks == nullptr) {
+    ks = KernelSide::create(this);
+    if (ks == nullptr) {
+      return Error{errno == EMFILE || errno == ENFILE ? ENOMEM : errno};
+    }
+    // Published before the links: a removal of a parent's item from now on unlinks it.
+    kernel_.store(ks, std::memory_order_release);
+  }
+  for (auto& [parent, fd] : parents.list) {
+    MutexLock lock(parent->ctl_mutex_);
+    if (Watch* w = parent->find(this, fd)) {
+      if (Result<void> linked_in = parent->link_mirror(w); !linked_in) {
+        return linked_in;  // not live: the next attempt links what is missing
+      }
+    }
+  }
+  ks->set_live();
+  // Threads already asleep in the uepoll way would not hear the kernel side: wake them to
+  // sleep again on it.
+  WakeBatch wakes;
+  SpinGuard guard(ready_lock_);
+  wake_all_sleepers();
+  return {};
+}
+
+Result<void> Instance::link_mirror(Watch* w) noexcept {
+  KernelSide* mine = live_kernel_side();
+  KernelSide* child = from(w->file)->kernel_.load(std::memory_order_acquire);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.u64 = kernel_mirror_tag();
+  if (epoll_ctl(mine->ep(), EPOLL_CTL_ADD, child->ep(), &ev) != 0) {
+    if (errno != EEXIST) {  // EEXIST: another item on the same instance (a dup) linked it
+      return Error{errno};
+    }
+  } else {
+    ++mine->mirrors;
+  }
+  return {};
+}
+
+void Instance::unlink_mirror(Watch* w) noexcept {
+  if (!w->file->is_epoll()) {
+    return;
+  }
+  KernelSide* child = from(w->file)->kernel_.load(std::memory_order_acquire);
+  KernelSide* mine = kernel_.load(std::memory_order_acquire);
+  if (child == nullptr || mine == nullptr) {
+    return;
+  }
+  bool still_watched = false;  // through another descriptor of the same instance
+  for_each_watch_locked([&](Watch* other) { still_watched |= other != w && other->file == w->file; });
+  if (!still_watched && epoll_ctl(mine->ep(), EPOLL_CTL_DEL, child->ep(), nullptr) == 0) {
+    --mine->mirrors;
+  }
+}
+
+void Instance::queue_mirrored_children() noexcept {
+  for_each_watch_locked([&](Watch* w) {
+    if (w->file->is_epoll() && from(w->file)->live_kernel_side() != nullptr) {
+      queue_if_ready(w, EPOLLIN);  // the harvest polls it, kernel side included
+    }
+  });
+}
+
+bool Instance::kernel_side_ready(KernelSide& ks) noexcept {
+  resync_bell(ks);
+  pollfd p{ks.ep(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+void Instance::ring_if_heard() noexcept {
+  KernelSide* ks = kernel_.load(std::memory_order_acquire);
+  if (ks != nullptr && ks->live() && (ks->sleepers > 0 || ks->exported())) {
+    ks->ring();
+  }
+}
+
+void Instance::resync_bell(KernelSide& ks) noexcept {
+  ks.silence();
+  WakeBatch wakes;
+  SpinGuard guard(ready_lock_);
+  if (events_available()) {
+    ring_if_heard();
+  }
+}
+
+Result<void> Instance::ctl_kernel(int op, int kfd, const epoll_event* event) noexcept {
+  KernelSide* ks = live_kernel_side();
+  if (ks == nullptr) {
+    GlobalMutexLock topology;  // the instances above stay put while they get kernel sides
+    if (Result<void> made = make_kernel_side(); !made) {
+      return made;
+    }
+    ks = live_kernel_side();
+  }
+  epoll_event ev{};
+  if (event != nullptr) {
+    ev = *event;
+  }
+  if (epoll_ctl(ks->ep(), op, kfd, op == EPOLL_CTL_DEL ? nullptr : &ev) != 0) {
+    return Error{errno};
+  }
+  return {};
+}
+
+Result<int> Instance::kernel_fd() noexcept {
+  KernelSide* ks = live_kernel_side();
+  if (ks == nullptr) {
+    GlobalMutexLock topology;
+    if (Result<void> made = make_kernel_side(); !made) {
+      return Error{made.error()};
+    }
+    ks = live_kernel_side();
+  }
+  if (!ks->exported()) {
+    ks->set_exported();
+    WakeBatch wakes;
+    SpinGuard guard(ready_lock_);
+    if (events_available()) {
+      ks->ring();
+    }
+  }
+  return ks->ep();
+}
+
+int Instance::filter_kernel_events(KernelSide& ks, epoll_event* events, int n) noexcept {
+  const std::uint64_t bell = kernel_bell_tag();
+  const std::uint64_t mirror = kernel_mirror_tag();
+  bool rang = false;
+  bool mirrored = false;
+  int kept = 0;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == bell) {
+      rang = true;
+    } else if (events[i].data.u64 == mirror) {
+      mirrored = true;
+    } else {
+      events[kept++] = events[i];
+    }
+  }
+  if (mirrored) {
+    MutexLock lock(ctl_mutex_);
+    queue_mirrored_children();
+  }
+  if (rang) {
+    resync_bell(ks);
+  }
+  return kept;
+}
+
+Result<int> Instance::harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents) noexcept {
+  const int n = epoll_wait(ks.ep(), events, maxevents, 0);
+  if (n < 0) {
+    return Error{errno};  // EFAULT: the caller's buffer
+  }
+  return filter_kernel_events(ks, events, n);
+}
+
+Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept {
+  const bool kernel_first = !ks.kernel_first.load(std::memory_order_relaxed);
+  ks.kernel_first.store(kernel_first, std::memory_order_relaxed);
+  auto first = [&](epoll_event* out, int room) {
+    return kernel_first ? harvest_kernel(ks, out, room) : send_events(out, room);
+  };
+  auto second = [&](epoll_event* out, int room) {
+    return kernel_first ? send_events(out, room) : harvest_kernel(ks, out, room);
+  };
+  Result<int> got = first(events, maxevents);
+  if (!got) {
+    return got;
+  }
+  int n = *got;
+  if (n < maxevents) {
+    Result<int> more = second(events == nullptr ? nullptr : events + n, maxevents - n);
+    if (!more) {
+      return n > 0 ? Result<int>(n) : more;
+    }
+    n += *more;
+  }
+  if (ks.exported()) {
+    resync_bell(ks);  // the uepoll side may be empty now: readable exactly while it has events
+  }
+  return n;
+}
+
+Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents,
+                                       const timespec* deadline, bool timed_out,
+                                       const sigset_t* sigmask) noexcept {
+  for (;;) {
+    Result<int> got = harvest_both(ks, events, maxevents);
+    if (!got || *got > 0 || timed_out) {
+      return got;
+    }
+    {
+      SpinGuard guard(ready_lock_);
+      if (events_available()) {
+        continue;
+      }
+      ++ks.sleepers;  // from now on a uepoll event rings the bell
+    }
+    timespec left{};
+    if (deadline != nullptr) {
+      left = time_left(*deadline);
+    }
+    // The kernel's own wait: its wake-one order, signal mask and EINTR.
+    int n = epoll_pwait2(ks.ep(), events, maxevents, deadline != nullptr ? &left : nullptr,
+                         sigmask);
+    const int err = errno;
+    {
+      SpinGuard guard(ready_lock_);
+      --ks.sleepers;
+    }
+    if (n < 0) {
+      if (err != EINTR) {
+        return Error{err};  // EFAULT: an unreadable signal mask
+      }
+      got = harvest_both(ks, events, maxevents);
+      return !got || *got > 0 ? got : Result<int>(Error{EINTR});
+    }
+    if (n == 0) {
+      timed_out = true;  // one last look, then 0
+      continue;
+    }
+    n = filter_kernel_events(ks, events, n);
+    if (n > 0) {
+      if (n < maxevents) {
+        Result<int> more = send_events(events + n, maxevents - n);
+        n += more ? *more : 0;
+      }
+      return n;
+    }
+  }
+}
+
+}  // namespace uepoll::detail
