@@ -22,6 +22,10 @@ struct KernelBackend {
   static constexpr const char* kName = "kernel";
   int epoll_create1(int flags) { return ::epoll_create1(flags); }
   int epoll_ctl(int ep, int op, int fd, epoll_event* ev) { return ::epoll_ctl(ep, op, fd, ev); }
+  /// A kernel descriptor in an instance: on the kernel, plain epoll_ctl.
+  int epoll_ctl_kernel(int ep, int op, int kfd, epoll_event* ev) {
+    return ::epoll_ctl(ep, op, kfd, ev);
+  }
   int epoll_wait(int ep, epoll_event* evs, int n, int timeout) {
     return ::epoll_wait(ep, evs, n, timeout);
   }
@@ -59,6 +63,9 @@ class UepollBackend {
   int epoll_create1(int flags) { return v(process_.epoll_create1(flags)); }
   int epoll_ctl(int ep, int op, int fd, epoll_event* ev) {
     return z(process_.epoll_ctl(ep, op, fd, ev));
+  }
+  int epoll_ctl_kernel(int ep, int op, int kfd, epoll_event* ev) {
+    return z(process_.epoll_ctl_kernel(ep, op, kfd, ev));
   }
   int epoll_wait(int ep, epoll_event* evs, int n, int timeout) {
     return v(process_.epoll_wait(ep, evs, n, timeout));

@@ -207,6 +207,46 @@ struct WaitReady {
   }
 };
 
+/// epoll_wait(timeout 0) on an instance watching 32 of the backend's eventfds and 32 kernel
+/// eventfds (on the kernel backend all 64 are the kernel's), `arg` of each kind ready: the cost of
+/// one wait that serves both kinds, against the kernel's own epoll with as many members.
+struct WaitMixed {
+  static constexpr int kEach = 32;
+
+  template <class B>
+  static void run(benchmark::State& state, B& b) {
+    const int ready = static_cast<int>(state.range(0));
+    const int ep = new_instance(b);
+    std::vector<int> own;
+    std::vector<int> kernel;
+    for (int i = 0; i < kEach; ++i) {
+      own.push_back(new_eventfd(b, i < ready ? 1 : 0));
+      add(b, ep, own.back(), EPOLLIN);
+      kernel.push_back(must(::eventfd(i < ready ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd"));
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = kernel.back();
+      must(b.epoll_ctl_kernel(ep, EPOLL_CTL_ADD, kernel.back(), &ev), "epoll_ctl_kernel");
+    }
+    epoll_event events[2 * kEach];
+    for (auto _ : state) {
+      const int n = must(b.epoll_wait(ep, events, 2 * kEach, 0), "epoll_wait");
+      if (n != 2 * ready) {
+        state.SkipWithError("epoll_wait returned an unexpected count");
+        break;
+      }
+      benchmark::DoNotOptimize(events[0]);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.counters["events_per_wait"] = 2 * ready;
+    for (int i = 0; i < kEach; ++i) {
+      b.close(own[i]);
+      ::close(kernel[i]);
+    }
+    b.close(ep);
+  }
+};
+
 /// Aborts the process if the guarded loop makes no progress for 10 s (a lost wake-up would
 /// otherwise hang the run: the ping-pong waits with timeout -1, as asked).
 class Watchdog {
@@ -430,6 +470,7 @@ void register_all() {
     twin<CtlAddDel>("BM_CtlAddDel", side);
     twin<CtlMod>("BM_CtlMod", side);
     twin<WaitReady>("BM_WaitReady", side)->Arg(0)->Arg(1)->Arg(64);
+    twin<WaitMixed>("BM_WaitMixed", side)->Arg(0)->Arg(1)->Arg(32);
     twin<WakePingPong>("BM_WakePingPong", side);
     twin<NestedAddDel>("BM_NestedAddDel", side);
   }

@@ -722,6 +722,9 @@ Result<int> Instance::send_events(epoll_event* events, int maxevents) noexcept {
 Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* deadline,
                            bool nonblocking, const sigset_t* sigmask) noexcept {
   bool timed_out = nonblocking;
+  if (KernelSide* ks = live_kernel_side()) {
+    return wait_with_kernel(*ks, events, maxevents, deadline, timed_out, sigmask);
+  }
   bool available;
   {
     SpinGuard guard(ready_lock_);

@@ -39,15 +39,13 @@ Tags draw_tags() noexcept {
   return t;
 }
 
-const Tags& tags() noexcept {
-  static const Tags t = draw_tags();
-  return t;
-}
+// Drawn while the library loads: no guard to test on every harvest.
+const Tags g_tags = draw_tags();
 
 }  // namespace
 
-std::uint64_t kernel_bell_tag() noexcept { return tags().bell; }
-std::uint64_t kernel_mirror_tag() noexcept { return tags().mirror; }
+std::uint64_t kernel_bell_tag() noexcept { return g_tags.bell; }
+std::uint64_t kernel_mirror_tag() noexcept { return g_tags.mirror; }
 
 KernelSide::KernelSide(Instance* owner) noexcept { bell_.owner = owner; }
 
@@ -171,6 +169,10 @@ Result<void> Instance::make_kernel_side() noexcept {
 Result<void> Instance::link_mirror(Watch* w) noexcept {
   KernelSide* mine = live_kernel_side();
   KernelSide* child = from(w->file)->kernel_.load(std::memory_order_acquire);
+  if (mine == nullptr || child == nullptr) {
+    UEPOLL_DEBUG_CHECK(false, "a mirror linked without both kernel sides");
+    return {};
+  }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kernel_mirror_tag();
@@ -305,11 +307,20 @@ Result<int> Instance::harvest_kernel(KernelSide& ks, epoll_event* events, int ma
 Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept {
   const bool kernel_first = !ks.kernel_first.load(std::memory_order_relaxed);
   ks.kernel_first.store(kernel_first, std::memory_order_relaxed);
+  auto uepoll_side = [&](epoll_event* out, int room) -> Result<int> {
+    {
+      SpinGuard guard(ready_lock_);
+      if (!events_available()) {
+        return 0;  // no harvest (and its mutex) for an empty ready list
+      }
+    }
+    return send_events(out, room);
+  };
   auto first = [&](epoll_event* out, int room) {
-    return kernel_first ? harvest_kernel(ks, out, room) : send_events(out, room);
+    return kernel_first ? harvest_kernel(ks, out, room) : uepoll_side(out, room);
   };
   auto second = [&](epoll_event* out, int room) {
-    return kernel_first ? send_events(out, room) : harvest_kernel(ks, out, room);
+    return kernel_first ? uepoll_side(out, room) : harvest_kernel(ks, out, room);
   };
   Result<int> got = first(events, maxevents);
   if (!got) {

@@ -238,6 +238,21 @@ TEST_P(KernelMembers, ABlockedWaitWakesForEitherKind) {
   EXPECT_EQ(ev[0].data.u64, 1u);
 }
 
+// poll() on an instance blocks until a kernel member (here two levels down) is ready.
+TEST_P(KernelMembers, BlockedPollOnAnInstanceWakesForAKernelEvent) {
+  Fd y = make_epoll();
+  Fd x = make_epoll();
+  KFd k = kernel_eventfd();
+  add_kernel(x, k, EPOLLIN, 1);
+  add(y, x, EPOLLIN, 2);
+  pollfd p[2] = {{y, POLLIN, 0}, {x, POLLIN, 0}};
+  EXPECT_EQ(returns_after([&] { return static_cast<long>(api().poll(p, 2, -1)); },
+                          [&] { kwrite(k); }),
+            2);
+  EXPECT_EQ(p[0].revents, POLLIN);
+  EXPECT_EQ(p[1].revents, POLLIN);
+}
+
 // With kernel members, a wait still times out, and a handler still ends it with EINTR.
 TEST_P(KernelMembers, TimeoutAndEintr) {
   Fd x = make_epoll();
