@@ -200,6 +200,30 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, A
   }
 }
 
+/// A wait's timeout: none, zero (never sleep), or a length. The length becomes an absolute
+/// CLOCK_MONOTONIC deadline when the call first has to sleep, so that a call that finds its
+/// events at once never reads the clock.
+class Timeout {
+ public:
+  static Timeout none() noexcept { return Timeout(Kind::kNone, {}); }
+  static Timeout zero() noexcept { return Timeout(Kind::kZero, {}); }
+  /// `length` is a valid timespec; zero length is zero().
+  static Timeout after(const timespec& length) noexcept {
+    return length.tv_sec == 0 && length.tv_nsec == 0 ? zero() : Timeout(Kind::kLength, length);
+  }
+  static Timeout after_ms(long ms) noexcept;  // ms < 0: none
+
+  bool is_zero() const noexcept { return kind_ == Kind::kZero; }
+  /// The deadline, fixed on first use; null when there is none (or the timeout is zero).
+  const timespec* deadline() noexcept;
+
+ private:
+  enum class Kind : unsigned char { kNone, kZero, kLength, kDeadline };
+  Timeout(Kind kind, const timespec& t) noexcept : kind_(kind), time_(t) {}
+  Kind kind_;
+  timespec time_;  // the length, then the deadline
+};
+
 /// Absolute CLOCK_MONOTONIC time `ms` milliseconds (`relative`, a valid timespec) from now.
 timespec deadline_after_ms(long ms) noexcept;
 timespec deadline_after(const timespec& relative) noexcept;

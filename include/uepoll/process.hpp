@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "uepoll/blocking.hpp"
 #include "uepoll/fd_table.hpp"
 #include "uepoll/file.hpp"
 #include "uepoll/lock_mode.hpp"
@@ -89,8 +90,8 @@ class Process {
   Result<int> poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept;
 
  private:
-  Result<int> wait_common(int epfd, epoll_event* events, int maxevents, const timespec* deadline,
-                          bool nonblocking, const sigset_t* sigmask) noexcept;
+  Result<int> wait_common(int epfd, epoll_event* events, int maxevents, Timeout timeout,
+                          const sigset_t* sigmask) noexcept;
 
   FdTable fds_;
   const LockMode mode_;

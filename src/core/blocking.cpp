@@ -86,6 +86,26 @@ Result<void> nap(const SleepSpec& spec) noexcept {
 
 }  // namespace
 
+Timeout Timeout::after_ms(long ms) noexcept {
+  if (ms < 0) {
+    return none();
+  }
+  return after(timespec{ms / 1000, (ms % 1000) * 1'000'000});
+}
+
+const timespec* Timeout::deadline() noexcept {
+  switch (kind_) {
+    case Kind::kLength:
+      time_ = deadline_after(time_);
+      kind_ = Kind::kDeadline;
+      return &time_;
+    case Kind::kDeadline:
+      return &time_;
+    default:
+      return nullptr;
+  }
+}
+
 timespec deadline_after_ms(long ms) noexcept {
   return deadline_after(timespec{ms / 1000, (ms % 1000) * 1'000'000});
 }

@@ -613,9 +613,12 @@ void Instance::start_scan(ReadyNode& batch) noexcept {
   overflow_ = nullptr;  // callbacks now chain items on the overflow list
 }
 
-void Instance::done_scan(ReadyNode& batch) noexcept {
+void Instance::done_scan(ReadyNode& batch, ReadyNode* requeue) noexcept {
   WakeBatch wakes;
   SpinGuard guard(ready_lock_);
+  if (requeue != nullptr) {
+    list_splice_front(*requeue, ready_);  // ready_ is empty during a scan: this appends
+  }
   done_scan_locked(batch);
 }
 
@@ -678,6 +681,10 @@ Result<int> Instance::send_events(epoll_event* events, int maxevents) noexcept {
   MutexLock lock(ctl_mutex_);
   ReadyNode batch;
   start_scan(batch);
+  // Level-triggered items delivered by this scan, in order. During a scan only the harvester
+  // (holding ctl_mutex_) links or unlinks items, so this needs no lock; done_scan puts it back.
+  ReadyNode requeue;
+  list_init(requeue);
   int delivered = 0;
   int error = 0;
   for (ReadyNode* n = batch.next; n != &batch && delivered < maxevents;) {
@@ -704,12 +711,10 @@ Result<int> Instance::send_events(epoll_event* events, int maxevents) noexcept {
     if ((mask & EPOLLONESHOT) != 0) {
       w->events.store(mask & kPrivateBits, std::memory_order_release);
     } else if ((mask & EPOLLET) == 0) {
-      // Level-triggered: back to the tail, re-polled next time (this is the round-robin).
-      SpinGuard guard(ready_lock_);
-      list_append(ready_, w);
+      list_append(requeue, w);  // back to the tail, re-polled next time: the round-robin
     }
   }
-  done_scan(batch);
+  done_scan(batch, &requeue);
   if (error != 0) {
     return Error{error};
   }
@@ -719,11 +724,11 @@ Result<int> Instance::send_events(epoll_event* events, int maxevents) noexcept {
 // ---------------------------------------------------------------------------------------------
 // epoll_wait
 
-Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* deadline,
-                           bool nonblocking, const sigset_t* sigmask) noexcept {
-  bool timed_out = nonblocking;
+Result<int> Instance::wait(epoll_event* events, int maxevents, Timeout timeout,
+                           const sigset_t* sigmask) noexcept {
+  bool timed_out = timeout.is_zero();
   if (KernelSide* ks = live_kernel_side()) {
-    return wait_with_kernel(*ks, events, maxevents, deadline, timed_out, sigmask);
+    return wait_with_kernel(*ks, events, maxevents, timeout, timed_out, sigmask);
   }
   bool available;
   {
@@ -731,10 +736,9 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
     available = events_available();
   }
   ParkerLease lease;  // taken only when the thread has to sleep
-  const SleepSpec sleep{deadline, sigmask, /*restart_after_handler=*/false};
   for (;;) {
     if (KernelSide* ks = live_kernel_side()) {
-      return wait_with_kernel(*ks, events, maxevents, deadline, timed_out, sigmask);
+      return wait_with_kernel(*ks, events, maxevents, timeout, timed_out, sigmask);
     }
     if (available) {
       Result<int> r = send_events(events, maxevents);
@@ -757,7 +761,8 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, const timespec* d
     if (available) {
       continue;
     }
-    Result<void> slept = lease.sleep(sleep);
+    Result<void> slept =
+        lease.sleep(SleepSpec{timeout.deadline(), sigmask, /*restart_after_handler=*/false});
     bool woken;
     {
       SpinGuard guard(ready_lock_);

@@ -100,10 +100,9 @@ class Instance final : public File {
   /// epoll_ctl after the descriptor checks: `event` is already copied and checked.
   Result<void> ctl(int op, Ref<File> target, int fd, const epoll_event& event) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_);
-  /// epoll_wait after the argument checks. `deadline` null means no timeout; `nonblocking`
-  /// means timeout 0.
-  Result<int> wait(epoll_event* events, int maxevents, const timespec* deadline,
-                   bool nonblocking, const sigset_t* sigmask) noexcept
+  /// epoll_wait after the argument checks.
+  Result<int> wait(epoll_event* events, int maxevents, Timeout timeout,
+                   const sigset_t* sigmask) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
 
   /// epoll_ctl of a kernel descriptor (uepoll_epoll_ctl_kernel) after the uepoll-side checks:
@@ -162,7 +161,7 @@ class Instance final : public File {
   /// Queues every item on an instance with a kernel side: a mirror reported an edge.
   void queue_mirrored_children() noexcept UEPOLL_REQUIRES(ctl_mutex_);
   Result<int> wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents,
-                               const timespec* deadline, bool timed_out,
+                               Timeout& timeout, bool timed_out,
                                const sigset_t* sigmask) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
   /// One harvest of both sides (uepoll items and kernel descriptors), each served first in turn.
@@ -201,8 +200,9 @@ class Instance final : public File {
   // Harvest (Linux's ep_start_scan / ep_done_scan / ep_send_events).
   void start_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
       UEPOLL_EXCLUDES(ready_lock_);
-  void done_scan(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ctl_mutex_)
-      UEPOLL_EXCLUDES(ready_lock_);
+  /// Ends a harvest: `requeue` (level-triggered items it delivered) goes back at the tail.
+  void done_scan(ReadyNode& batch, ReadyNode* requeue = nullptr) noexcept
+      UEPOLL_REQUIRES(ctl_mutex_) UEPOLL_EXCLUDES(ready_lock_);
   void done_scan_locked(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ready_lock_);
   Result<int> send_events(epoll_event* events, int maxevents) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_);

@@ -341,7 +341,7 @@ Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxe
 }
 
 Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents,
-                                       const timespec* deadline, bool timed_out,
+                                       Timeout& timeout, bool timed_out,
                                        const sigset_t* sigmask) noexcept {
   for (;;) {
     Result<int> got = harvest_both(ks, events, maxevents);
@@ -355,6 +355,7 @@ Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int 
       }
       ++ks.sleepers;  // from now on a uepoll event rings the bell
     }
+    const timespec* deadline = timeout.deadline();
     timespec left{};
     if (deadline != nullptr) {
       left = time_left(*deadline);

@@ -162,8 +162,7 @@ Result<int> Process::epoll_kernel_fd(int epfd) noexcept {
   return detail::Instance::from(ep.get())->kernel_fd();
 }
 
-Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents,
-                                 const timespec* deadline, bool nonblocking,
+Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents, Timeout timeout,
                                  const sigset_t* sigmask) noexcept {
   Ref<File> ep = fds_.get(epfd);
   if (!ep) {
@@ -178,7 +177,7 @@ Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents,
   if (!ep->is_epoll()) {
     return Error{EINVAL};
   }
-  return detail::Instance::from(ep.get())->wait(events, maxevents, deadline, nonblocking,
+  return detail::Instance::from(ep.get())->wait(events, maxevents, timeout,
                                                  sigmask);
 }
 
@@ -192,17 +191,12 @@ Result<int> Process::epoll_pwait(int epfd, epoll_event* events, int maxevents, i
   if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
     return Error{EFAULT};
   }
-  if (timeout_ms <= 0) {  // no deadline to compute: never sleeps, or sleeps without a limit
-    return wait_common(epfd, events, maxevents, nullptr, timeout_ms == 0, sigmask);
-  }
-  timespec deadline = deadline_after_ms(timeout_ms);
-  return wait_common(epfd, events, maxevents, &deadline, false, sigmask);
+  return wait_common(epfd, events, maxevents, Timeout::after_ms(timeout_ms), sigmask);
 }
 
 Result<int> Process::epoll_pwait2(int epfd, epoll_event* events, int maxevents,
                                   const timespec* timeout, const sigset_t* sigmask) noexcept {
-  timespec deadline{};
-  bool nonblocking = false;
+  Timeout wait_for = Timeout::none();
   if (timeout != nullptr) {
     if (!user_range_ok(timeout, sizeof *timeout)) {
       return Error{EFAULT};
@@ -210,16 +204,12 @@ Result<int> Process::epoll_pwait2(int epfd, epoll_event* events, int maxevents,
     if (!valid_timespec(*timeout)) {
       return Error{EINVAL};
     }
-    nonblocking = timeout->tv_sec == 0 && timeout->tv_nsec == 0;
-    if (!nonblocking) {
-      deadline = deadline_after(*timeout);
-    }
+    wait_for = Timeout::after(*timeout);
   }
   if (sigmask != nullptr && !user_range_ok(sigmask, sizeof *sigmask)) {
     return Error{EFAULT};
   }
-  return wait_common(epfd, events, maxevents, timeout != nullptr ? &deadline : nullptr,
-                     nonblocking, sigmask);
+  return wait_common(epfd, events, maxevents, wait_for, sigmask);
 }
 
 // ---------------------------------------------------------------------------------------------
