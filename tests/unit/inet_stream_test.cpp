@@ -980,7 +980,9 @@ TEST_P(InetStream, OutDropsWhenThePeerDoesNotRead) {
     EXPECT_EQ(drop, 2622000);
   }
   EXPECT_GE(total, 3800000);
-  EXPECT_LE(total, 4100000);
+  // The kernel's total moves with its receive-buffer autotuning under load (4219632 seen with
+  // ThreadSanitizer's load); uepoll's limits are fixed.
+  EXPECT_LE(total, api().is_kernel ? 4500000 : 4100000);
   // Draining brings EPOLLOUT (and an edge) back.
   std::vector<char> sink(65536);
   long got = 0;
