@@ -49,10 +49,12 @@ struct PluginOps {
 /// A C plug-in object; `flags` may hold O_NONBLOCK. `ops.release` runs at the last reference
 /// only once the object has been adopted (a failed install does not hand it back to the caller).
 Result<Ref<File>> make_plugin_file(const PluginOps& ops, void* priv, int flags) noexcept;
-/// Marks a plug-in object as the caller's: its release callback will run.
-void plugin_file_adopted(File& plugin) noexcept;
-/// uepoll_file_notify: wakes the object's waiters with `events`. Safe against a concurrent last
-/// close (the object's memory outlives the call).
-void plugin_file_notify(File& plugin, std::uint32_t events) noexcept;
+/// Marks a plug-in object as the caller's (its release callback will run) and returns the
+/// handle for plugin_file_notify.
+void* plugin_file_adopted(File& plugin) noexcept;
+/// uepoll_file_notify: wakes the object's waiters with `events` (0: anything may have changed).
+/// Safe at any time: racing the last close, or after it (then at worst a spurious wake-up of
+/// a newer object that reuses the handle).
+void plugin_file_notify(void* handle, std::uint32_t events) noexcept;
 
 }  // namespace uepoll

@@ -93,14 +93,16 @@ int uepoll_epoll_kernel_fd(int epfd);
  * read and write return bytes or -errno (NULL: the call fails with EINVAL). On a blocking ufd,
  * a read or write that returns -EAGAIN blocks until uepoll_file_notify reports a change, then
  * retries, as a kernel file would. release runs once the description's last reference is gone
- * (every epoll registration of it has been removed by then); the handle is valid until it has
- * run. uepoll_file_create returns the ufd (flags: O_NONBLOCK | O_CLOEXEC); when it fails,
- * release is not called.
+ * (every epoll registration of it has been removed by then), possibly before
+ * uepoll_file_create returns if another thread closes the new ufd at once. uepoll_file_create
+ * returns the ufd (flags: O_NONBLOCK | O_CLOEXEC); when it fails, release is not called.
  *
  * uepoll_file_notify(handle, events): the object's readiness changed (change the state first,
- * then notify): wakes its waiters and the epoll items whose mask matches events, like the
- * kernel's wake_up_poll. Any thread, any time until release has run; never blocks. No wake-up
- * is lost however the object keeps its state. */
+ * then notify): wakes its waiters and the epoll items whose mask matches events (0: anything
+ * may have changed, as a kernel wake_up without a key), like the kernel's wake_up_poll. Any
+ * thread; never blocks. No wake-up is lost however the object keeps its state. A notify that
+ * races the last close is safe; one after release has run does nothing, or, once a later
+ * uepoll_file_create reuses the handle, is a spurious wake-up of that object. */
 struct uepoll_file;
 struct uepoll_file_ops {
   uint32_t (*poll)(void *priv);

@@ -180,13 +180,12 @@ int uepoll_file_create(const struct uepoll_file_ops* ops, void* priv, int flags,
     errno = fd.error();
     return -1;
   }
-  uepoll::plugin_file_adopted(*ours);
-  *handle = reinterpret_cast<struct uepoll_file*>(ours.get());
+  *handle = static_cast<struct uepoll_file*>(uepoll::plugin_file_adopted(*ours));
   return *fd;
 }
 
 void uepoll_file_notify(struct uepoll_file* handle, uint32_t events) {
-  uepoll::plugin_file_notify(*reinterpret_cast<uepoll::File*>(handle), events);
+  uepoll::plugin_file_notify(handle, events);
 }
 
 long uepoll_max_user_watches(void) { return uepoll::max_user_watches(); }

@@ -1,5 +1,11 @@
 // C plug-in objects (uepoll_file_create): a File whose poll, read, write and release are the
 // caller's functions. The wake-up side is uepoll_file_notify, which wakes the object's one queue.
+//
+// The caller's handle is not the object but a small stub that is never freed (stubs are pooled
+// and reused): a notify looks the object up through the stub inside an RCU read-side section,
+// and release() clears the stub before the object is retired. So a notify racing the last close,
+// even one that started before release and was preempted, touches only live memory; a notify
+// after release finds nothing, or, once the stub is reused, wakes the newer object spuriously.
 #include <sys/epoll.h>
 
 #include <atomic>
@@ -7,6 +13,8 @@
 #include <optional>
 
 #include "sync/rcu.hpp"
+#include "uepoll/fault_injection.hpp"
+#include "uepoll/sync.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 
@@ -20,10 +28,37 @@ constexpr PollMask kPollBits = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR | EPOLLH
 // The largest errno a plug-in may return as -errno; anything below is reported as EIO.
 constexpr ssize_t kMaxErrno = 4095;
 
+class PluginFile;
+
+struct Stub {
+  std::atomic<PluginFile*> file{nullptr};
+  Stub* next_free = nullptr;  // in the pool
+};
+
+struct StubPool {
+  static Stub* take() noexcept {
+    {
+      MutexLock guard(mutex);
+      if (Stub* s = free_list) {
+        free_list = s->next_free;
+        return s;
+      }
+    }
+    return detail::try_new<Stub>();
+  }
+  static void give_back(Stub* s) noexcept {
+    MutexLock guard(mutex);
+    s->next_free = free_list;
+    free_list = s;
+  }
+  static inline Mutex mutex{LockLevel::kLeaf};
+  static inline Stub* free_list UEPOLL_GUARDED_BY(mutex) = nullptr;
+};
+
 class PluginFile final : public File {
  public:
-  PluginFile(const PluginOps& ops, void* priv, int flags) noexcept
-      : File(O_RDWR, flags & O_NONBLOCK), ops_(ops), priv_(priv) {}
+  PluginFile(const PluginOps& ops, void* priv, int flags, Stub* stub) noexcept
+      : File(O_RDWR, flags & O_NONBLOCK), ops_(ops), priv_(priv), stub_(stub) {}
 
   PollMask poll(PollTable* table) noexcept override {
     poll_wait(table, queue_);
@@ -44,18 +79,24 @@ class PluginFile final : public File {
     return transfer(flags, [&] { return ops_.write(priv_, buf, count); }, count);
   }
 
-  void adopt() noexcept { adopted_.store(true, std::memory_order_release); }
+  /// The caller's from now on: release will run. Publishes the object to its stub.
+  void adopt() noexcept {
+    adopted_.store(true, std::memory_order_release);
+    stub_->file.store(this, std::memory_order_release);
+  }
+  Stub* stub() const noexcept { return stub_; }
 
-  void notify(std::uint32_t events) noexcept {
-    // The caller may race the last close: the memory outlives this read-side section (File
-    // memory is retired through RCU), and by the time release() runs no epoll item or waiter
-    // is hooked on the queue any more.
-    rcu::ReadGuard rcu;
-    queue_.wake(events & kPollBits);
+  static void notify(Stub& stub, std::uint32_t events) noexcept {
+    rcu::ReadGuard rcu;  // the object found here is retired only after this section ends
+    if (PluginFile* f = stub.file.load(std::memory_order_acquire)) {
+      f->queue_.wake(events & kPollBits);
+    }
   }
 
  private:
   void release() noexcept override {
+    stub_->file.store(nullptr, std::memory_order_release);  // no notify finds us any more
+    StubPool::give_back(stub_);
     if (adopted_.load(std::memory_order_acquire) && ops_.release != nullptr) {
       ops_.release(priv_);
     }
@@ -81,23 +122,33 @@ class PluginFile final : public File {
   WaitQueue queue_;
   const PluginOps ops_;
   void* const priv_;
+  Stub* const stub_;
   std::atomic<bool> adopted_{false};
 };
 
 }  // namespace
 
 Result<Ref<File>> make_plugin_file(const PluginOps& ops, void* priv, int flags) noexcept {
-  Ref<File> f = make_ref<PluginFile>(ops, priv, flags);
+  Stub* stub = StubPool::take();
+  if (stub == nullptr) {
+    return Error{ENOMEM};
+  }
+  Ref<File> f = make_ref<PluginFile>(ops, priv, flags, stub);
   if (!f) {
+    StubPool::give_back(stub);
     return Error{ENOMEM};
   }
   return f;
 }
 
-void plugin_file_adopted(File& plugin) noexcept { static_cast<PluginFile&>(plugin).adopt(); }
+void* plugin_file_adopted(File& plugin) noexcept {
+  auto& p = static_cast<PluginFile&>(plugin);
+  p.adopt();
+  return p.stub();
+}
 
-void plugin_file_notify(File& plugin, std::uint32_t events) noexcept {
-  static_cast<PluginFile&>(plugin).notify(events);
+void plugin_file_notify(void* handle, std::uint32_t events) noexcept {
+  PluginFile::notify(*static_cast<Stub*>(handle), events);
 }
 
 }  // namespace uepoll
