@@ -737,9 +737,6 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, Timeout timeout,
   }
   ParkerLease lease;  // taken only when the thread has to sleep
   for (;;) {
-    if (KernelSide* ks = live_kernel_side()) {
-      return wait_with_kernel(*ks, events, maxevents, timeout, timed_out, sigmask);
-    }
     if (available) {
       Result<int> r = send_events(events, maxevents);
       if (!r.has_value() || r.value() > 0) {
@@ -751,12 +748,19 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, Timeout timeout,
     }
     Sleeper me;
     me.parker = lease.acquire();
+    KernelSide* ks;
     {
       SpinGuard guard(ready_lock_);
       available = events_available();
-      if (!available) {
+      // Under the lock that make_kernel_side's wake-up of the sleepers takes: a kernel side
+      // that went live after our first look is seen here, or wakes us.
+      ks = live_kernel_side();
+      if (!available && ks == nullptr) {
         add_sleeper(me);
       }
+    }
+    if (ks != nullptr) {
+      return wait_with_kernel(*ks, events, maxevents, timeout, timed_out, sigmask);
     }
     if (available) {
       continue;
