@@ -26,6 +26,7 @@
 // any thread.
 #pragma once
 
+#include <poll.h>
 #include <signal.h>
 #include <time.h>
 
@@ -43,9 +44,10 @@ struct SleepSpec {
   /// Blocking I/O without a deadline: an SA_RESTART handler resumes the sleep instead of
   /// ending it with EINTR.
   bool restart_after_handler = false;
-  /// Kernel descriptors whose readability also ends the sleep (poll() of instances that watch
-  /// kernel descriptors). Beyond kMaxKernelFds the sleep naps a millisecond at a time.
-  const int* kernel_fds = nullptr;
+  /// Kernel descriptors whose events (pollfd::events) also end the sleep: instances' kernel
+  /// sides, and the kernel descriptors of an interposed poll(). Beyond kMaxKernelFds the sleep
+  /// naps a millisecond at a time.
+  const pollfd* kernel_fds = nullptr;
   int kernel_fd_count = 0;
   static constexpr int kMaxKernelFds = 64;
 };

@@ -47,6 +47,16 @@ class FdTable {
   /// dup3() semantics without the oldfd == newfd case (the caller handles it): closes whatever
   /// `newfd` held.
   Result<int> dup_to(int oldfd, int newfd, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);
+  /// Puts `file` at exactly `fd`, dropping whatever was there: the interposer's table, where
+  /// the kernel chose the number (EBADF when `fd` is outside the table).
+  Result<void> place(int fd, Ref<File> file, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);
+  /// Takes the file out of `fd` and hands its reference to the caller (null: nothing there).
+  Ref<File> take(int fd) noexcept UEPOLL_EXCLUDES(mu_);
+  /// True when `fd` holds a file (no reference taken; a hint that can be stale at once).
+  bool occupied(int fd) const noexcept {
+    std::atomic<File*>* s = slot(fd);
+    return s != nullptr && s->load(std::memory_order_relaxed) != nullptr;
+  }
   /// F_GETFD / F_SETFD.
   Result<bool> cloexec(int fd) const noexcept UEPOLL_EXCLUDES(mu_);
   Result<void> set_cloexec(int fd, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);

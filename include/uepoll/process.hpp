@@ -88,6 +88,12 @@ class Process {
   Result<int> dup3(int oldfd, int newfd, int flags) noexcept;
   Result<int> fcntl(int fd, int cmd, long arg) noexcept;
   Result<int> poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept;
+  /// What poll_with does with a descriptor that is not in the table.
+  enum class KernelFds { kInvalid, kPassThrough };
+  /// poll() with a Timeout and a signal mask installed while it sleeps (ppoll); descriptors not
+  /// in the table are POLLNVAL, or, for the interposer, kernel descriptors polled by the kernel.
+  Result<int> poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const sigset_t* sigmask,
+                        KernelFds kernel) noexcept;
 
  private:
   Result<int> wait_common(int epfd, epoll_event* events, int maxevents, Timeout timeout,

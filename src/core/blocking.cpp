@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <new>
 
+#include "sync/sys.hpp"
 #include "sync/thread_exit.hpp"
 #include "uepoll/fault_injection.hpp"
 #include "uepoll/sync.hpp"
@@ -61,7 +62,7 @@ bool passed(const timespec& deadline) noexcept {
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* timeout,
            unsigned bitset) noexcept {
-  return syscall(SYS_futex, reinterpret_cast<int*>(word), op | FUTEX_PRIVATE_FLAG, value, timeout,
+  return sys::calls.syscall(SYS_futex, reinterpret_cast<int*>(word), op | FUTEX_PRIVATE_FLAG, value, timeout,
                  nullptr, bitset);
 }
 
@@ -75,7 +76,7 @@ Result<void> nap(const SleepSpec& spec) noexcept {
       length = left;
     }
   }
-  if (::ppoll(nullptr, 0, &length, spec.sigmask) < 0 && errno != ENOMEM) {
+  if (sys::calls.ppoll(nullptr, 0, &length, spec.sigmask) < 0 && errno != ENOMEM) {
     return Error{errno == EFAULT ? EFAULT : EINTR};
   }
   if (spec.deadline != nullptr && passed(*spec.deadline)) {
@@ -142,7 +143,7 @@ struct ParkerPool {
     p->state_.store(Parker::kRunning, std::memory_order_relaxed);
     if (p->doorbell_ >= 0) {
       std::uint64_t count;
-      [[maybe_unused]] ssize_t n = ::read(p->doorbell_, &count, sizeof count);
+      [[maybe_unused]] ssize_t n = sys::calls.read(p->doorbell_, &count, sizeof count);
     }
     return p;
   }
@@ -244,7 +245,7 @@ void Parker::kick() noexcept {
       const std::uint64_t one = 1;
       // Cannot fail short of a counter overflow, which 2^64-2 wake-ups without a sleep won't
       // reach.
-      [[maybe_unused]] ssize_t n = ::write(doorbell_, &one, sizeof one);
+      [[maybe_unused]] ssize_t n = sys::calls.write(doorbell_, &one, sizeof one);
       break;
     }
     default:
@@ -303,7 +304,7 @@ Result<void> Parker::park(const SleepSpec& spec) noexcept {
   Mode mode = kFutex;
   if (spec.sigmask != nullptr || spec.kernel_fd_count > 0) {
     if (doorbell_ < 0) {
-      doorbell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      doorbell_ = sys::own_kernel_fd(sys::calls.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     }
     // No descriptor left, or more kernel descriptors than one ppoll takes: nap, still correct.
     mode = doorbell_ >= 0 && spec.kernel_fd_count <= SleepSpec::kMaxKernelFds ? kDoorbell : kNap;
@@ -346,13 +347,13 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
   pfd[0] = pollfd{doorbell_, POLLIN, 0};
   const int extra = std::min(spec.kernel_fd_count, SleepSpec::kMaxKernelFds);
   for (int i = 0; i < extra; ++i) {
-    pfd[1 + i] = pollfd{spec.kernel_fds[i], POLLIN, 0};
+    pfd[1 + i] = pollfd{spec.kernel_fds[i].fd, spec.kernel_fds[i].events, 0};
   }
   timespec left{};
   if (spec.deadline != nullptr) {
     left = time_left(*spec.deadline);
   }
-  int n = ::ppoll(pfd, static_cast<nfds_t>(1 + extra), spec.deadline != nullptr ? &left : nullptr,
+  int n = sys::calls.ppoll(pfd, static_cast<nfds_t>(1 + extra), spec.deadline != nullptr ? &left : nullptr,
                   spec.sigmask);
   if (n < 0) {
     switch (errno) {
@@ -368,7 +369,7 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
   }
   if ((pfd[0].revents & POLLIN) != 0) {
     std::uint64_t count;
-    [[maybe_unused]] ssize_t drained = ::read(doorbell_, &count, sizeof count);
+    [[maybe_unused]] ssize_t drained = sys::calls.read(doorbell_, &count, sizeof count);
   }
   return {};
 }

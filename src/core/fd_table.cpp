@@ -51,8 +51,8 @@ std::atomic<File*>* FdTable::slot(int fd) const noexcept {
 
 Ref<File> FdTable::get(int fd) const noexcept {
   std::atomic<File*>* s = slot(fd);
-  if (s == nullptr) {
-    return nullptr;
+  if (s == nullptr || s->load(std::memory_order_relaxed) == nullptr) {
+    return nullptr;  // an empty slot needs no read-side section (the interposer's kernel fds)
   }
   // The file's memory outlives this read-side section even if another thread closes `fd` and
   // drops the last reference meanwhile; try_get then fails, as Linux's lookup does.
@@ -145,6 +145,35 @@ Result<void> FdTable::close(int fd) noexcept {
   }
   file->put();  // may run the release path; never under the table's lock
   return {};
+}
+
+Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
+  if (!chunks_ || fd < 0 || fd >= limit_) {
+    return Error{EBADF};
+  }
+  File* replaced = nullptr;
+  {
+    MutexLock lock(mu_);
+    if (chunk_for_install(fd) == nullptr) {
+      return Error{ENOMEM};
+    }
+    replaced = slot(fd)->exchange(nullptr, std::memory_order_acq_rel);
+    set_slot(fd, file.release(), cloexec);
+  }
+  if (replaced != nullptr) {
+    replaced->put();
+  }
+  return {};
+}
+
+Ref<File> FdTable::take(int fd) noexcept {
+  MutexLock lock(mu_);
+  std::atomic<File*>* s = slot(fd);
+  File* file = s != nullptr ? s->exchange(nullptr, std::memory_order_acq_rel) : nullptr;
+  if (file != nullptr) {
+    next_free_ = std::min(next_free_, fd);
+  }
+  return Ref<File>::adopt(file);
 }
 
 Result<int> FdTable::dup_to(int oldfd, int newfd, bool cloexec) noexcept {

@@ -12,6 +12,7 @@
 #include "core/file_access.hpp"
 #include "core/stats.hpp"
 #include "epoll/watch_count.hpp"
+#include "sync/sys.hpp"
 
 namespace uepoll::detail {
 namespace {
@@ -94,6 +95,9 @@ Instance::Instance(int status_flags, LockMode mode) noexcept
 
 Instance::~Instance() {
   delete kernel_.load(std::memory_order_relaxed);
+  if (reserved_ep_ >= 0) {
+    sys::close_own_kernel_fd(reserved_ep_);  // never adopted
+  }
   delete[] buckets_;
   count_down(Counter::kInstances);
 }

@@ -112,6 +112,11 @@ class Instance final : public File {
   /// The kernel descriptor that polls readable while this instance has events
   /// (uepoll_epoll_kernel_fd); the instance owns it.
   Result<int> kernel_fd() noexcept UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// Gives the instance the kernel epoll its kernel side will use when it needs one (the
+  /// interposer's reservation: the program's descriptor for the instance is the same kernel
+  /// epoll). The instance owns `kernel_ep` from now on. Before any other use.
+  void reserve_kernel_ep(int kernel_ep) noexcept { reserved_ep_ = kernel_ep; }
+  int reserved_kernel_ep() const noexcept { return reserved_ep_; }
   /// The kernel side, once waiters and parents use it (null: the instance has none).
   KernelSide* live_kernel_side() const noexcept {
     KernelSide* ks = kernel_.load(std::memory_order_acquire);
@@ -141,6 +146,7 @@ class Instance final : public File {
   }
 
  private:
+  friend class KernelSide;  // adopts reserved_ep_
   Instance(int status_flags, LockMode mode) noexcept;
   ~Instance() override;
   void release() noexcept override;
@@ -167,10 +173,11 @@ class Instance final : public File {
   /// One harvest of both sides (uepoll items and kernel descriptors), each served first in turn.
   Result<int> harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
-  Result<int> harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents) noexcept
-      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
-  /// Removes the bell and mirror events from what the kernel returned, acting on them.
-  int filter_kernel_events(KernelSide& ks, epoll_event* events, int n) noexcept
+  Result<int> harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents,
+                             bool* mirrored) noexcept UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+  /// Removes the bell and mirror events from what the kernel returned, acting on them;
+  /// `mirrored` (if not null) says whether inner instances' items were queued.
+  int filter_kernel_events(KernelSide& ks, epoll_event* events, int n, bool* mirrored) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
   /// Silences the bell, then rings it again if the uepoll side has events for a listener.
   void resync_bell(KernelSide& ks) noexcept UEPOLL_EXCLUDES(ready_lock_);
@@ -243,6 +250,8 @@ class Instance final : public File {
 
   /// Set once (under g_nesting_mutex), freed by ~Instance.
   std::atomic<KernelSide*> kernel_{nullptr};
+  /// A kernel epoll for the kernel side to adopt (reserve_kernel_ep), until it does; -1: none.
+  int reserved_ep_ = -1;
 
 #if defined(UEPOLL_WITHOUT_LEGACY_MODE)
   // Built without the legacy mode, to measure what the mode's branch costs on the fine path.

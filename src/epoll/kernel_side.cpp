@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/file_access.hpp"
+#include "sync/sys.hpp"
 #include "epoll/instance.hpp"
 #include "uepoll/fault_injection.hpp"
 
@@ -55,12 +56,14 @@ KernelSide* KernelSide::create(Instance* owner) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  ks->ep_ = epoll_create1(EPOLL_CLOEXEC);
-  ks->bell_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ks->ep_ = owner->reserved_ep_ >= 0 ? std::exchange(owner->reserved_ep_, -1)
+                                      : sys::own_kernel_fd(sys::calls.epoll_create1(EPOLL_CLOEXEC));
+  ks->bell_.fd = sys::own_kernel_fd(sys::calls.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kernel_bell_tag();
-  if (ks->ep_ < 0 || ks->bell_.fd < 0 || epoll_ctl(ks->ep_, EPOLL_CTL_ADD, ks->bell_.fd, &ev) != 0) {
+  if (ks->ep_ < 0 || ks->bell_.fd < 0 ||
+      sys::calls.epoll_ctl(ks->ep_, EPOLL_CTL_ADD, ks->bell_.fd, &ev) != 0) {
     const int err = errno;
     delete ks;
     errno = err;
@@ -71,10 +74,10 @@ KernelSide* KernelSide::create(Instance* owner) noexcept {
 
 KernelSide::~KernelSide() {
   if (ep_ >= 0) {
-    close(ep_);
+    sys::close_own_kernel_fd(ep_);
   }
   if (bell_.fd >= 0) {
-    close(bell_.fd);
+    sys::close_own_kernel_fd(bell_.fd);
   }
 }
 
@@ -88,13 +91,13 @@ void KernelSide::ring() noexcept {
 void KernelSide::Bell::kick() noexcept {
   const std::uint64_t one = 1;
   // EAGAIN only at a count of 2^64-2, which means it is readable: all a ring needs.
-  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+  [[maybe_unused]] ssize_t n = sys::calls.write(fd, &one, sizeof one);
   owner->put_instance();
 }
 
 void KernelSide::silence() noexcept {
   std::uint64_t count;
-  [[maybe_unused]] ssize_t n = ::read(bell_.fd, &count, sizeof count);
+  [[maybe_unused]] ssize_t n = sys::calls.read(bell_.fd, &count, sizeof count);
 }
 
 
@@ -176,7 +179,7 @@ Result<void> Instance::link_mirror(Watch* w) noexcept {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kernel_mirror_tag();
-  if (epoll_ctl(mine->ep(), EPOLL_CTL_ADD, child->ep(), &ev) != 0) {
+  if (sys::calls.epoll_ctl(mine->ep(), EPOLL_CTL_ADD, child->ep(), &ev) != 0) {
     if (errno != EEXIST) {  // EEXIST: another item on the same instance (a dup) linked it
       return Error{errno};
     }
@@ -197,7 +200,7 @@ void Instance::unlink_mirror(Watch* w) noexcept {
   }
   bool still_watched = false;  // through another descriptor of the same instance
   for_each_watch_locked([&](Watch* other) { still_watched |= other != w && other->file == w->file; });
-  if (!still_watched && epoll_ctl(mine->ep(), EPOLL_CTL_DEL, child->ep(), nullptr) == 0) {
+  if (!still_watched && sys::calls.epoll_ctl(mine->ep(), EPOLL_CTL_DEL, child->ep(), nullptr) == 0) {
     --mine->mirrors;
   }
 }
@@ -213,7 +216,8 @@ void Instance::queue_mirrored_children() noexcept {
 bool Instance::kernel_side_ready(KernelSide& ks) noexcept {
   resync_bell(ks);
   pollfd p{ks.ep(), POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0;
+  const timespec zero{0, 0};
+  return sys::calls.ppoll(&p, 1, &zero, nullptr) > 0;
 }
 
 void Instance::ring_if_heard() noexcept {
@@ -245,7 +249,7 @@ Result<void> Instance::ctl_kernel(int op, int kfd, const epoll_event* event) noe
   if (event != nullptr) {
     ev = *event;
   }
-  if (epoll_ctl(ks->ep(), op, kfd, op == EPOLL_CTL_DEL ? nullptr : &ev) != 0) {
+  if (sys::calls.epoll_ctl(ks->ep(), op, kfd, op == EPOLL_CTL_DEL ? nullptr : &ev) != 0) {
     return Error{errno};
   }
   return {};
@@ -271,7 +275,8 @@ Result<int> Instance::kernel_fd() noexcept {
   return ks->ep();
 }
 
-int Instance::filter_kernel_events(KernelSide& ks, epoll_event* events, int n) noexcept {
+int Instance::filter_kernel_events(KernelSide& ks, epoll_event* events, int n,
+                                   bool* mirrored_out) noexcept {
   const std::uint64_t bell = kernel_bell_tag();
   const std::uint64_t mirror = kernel_mirror_tag();
   bool rang = false;
@@ -290,18 +295,22 @@ int Instance::filter_kernel_events(KernelSide& ks, epoll_event* events, int n) n
     MutexLock lock(ctl_mutex_);
     queue_mirrored_children();
   }
+  if (mirrored_out != nullptr) {
+    *mirrored_out = mirrored;
+  }
   if (rang) {
     resync_bell(ks);
   }
   return kept;
 }
 
-Result<int> Instance::harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents) noexcept {
-  const int n = epoll_wait(ks.ep(), events, maxevents, 0);
+Result<int> Instance::harvest_kernel(KernelSide& ks, epoll_event* events, int maxevents,
+                                     bool* mirrored) noexcept {
+  const int n = sys::calls.epoll_wait(ks.ep(), events, maxevents, 0);
   if (n < 0) {
     return Error{errno};  // EFAULT: the caller's buffer
   }
-  return filter_kernel_events(ks, events, n);
+  return filter_kernel_events(ks, events, n, mirrored);
 }
 
 Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept {
@@ -316,11 +325,12 @@ Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxe
     }
     return send_events(out, room);
   };
+  bool mirrored = false;  // an inner instance's kernel event queued its item just now
   auto first = [&](epoll_event* out, int room) {
-    return kernel_first ? harvest_kernel(ks, out, room) : uepoll_side(out, room);
+    return kernel_first ? harvest_kernel(ks, out, room, &mirrored) : uepoll_side(out, room);
   };
   auto second = [&](epoll_event* out, int room) {
-    return kernel_first ? uepoll_side(out, room) : harvest_kernel(ks, out, room);
+    return kernel_first ? uepoll_side(out, room) : harvest_kernel(ks, out, room, &mirrored);
   };
   Result<int> got = first(events, maxevents);
   if (!got) {
@@ -333,6 +343,15 @@ Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxe
       return n > 0 ? Result<int>(n) : more;
     }
     n += *more;
+  }
+  if (mirrored && !kernel_first && n < maxevents) {
+    // The uepoll side went first, before the items the kernel side queued: once more.
+    Result<int> more = uepoll_side(events == nullptr ? nullptr : events + n, maxevents - n);
+    if (more) {
+      n += *more;
+    } else if (n == 0) {
+      return more;
+    }
   }
   if (ks.exported()) {
     resync_bell(ks);  // the uepoll side may be empty now: readable exactly while it has events
@@ -361,7 +380,7 @@ Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int 
       left = time_left(*deadline);
     }
     // The kernel's own wait: its wake-one order, signal mask and EINTR.
-    int n = epoll_pwait2(ks.ep(), events, maxevents, deadline != nullptr ? &left : nullptr,
+    int n = sys::calls.epoll_pwait2(ks.ep(), events, maxevents, deadline != nullptr ? &left : nullptr,
                          sigmask);
     const int err = errno;
     {
@@ -379,7 +398,7 @@ Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int 
       timed_out = true;  // one last look, then 0
       continue;
     }
-    n = filter_kernel_events(ks, events, n);
+    n = filter_kernel_events(ks, events, n, nullptr);
     if (n > 0) {
       if (n < maxevents) {
         Result<int> more = send_events(events + n, maxevents - n);

@@ -14,6 +14,7 @@
 #include <new>
 
 #include "epoll/instance.hpp"
+#include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 
@@ -113,13 +114,14 @@ namespace {
 
 // When epfd is no epoll instance, Linux has already judged the target: EBADF, then EPERM.
 Result<void> kernel_target_error(int kfd) noexcept {
-  if (fcntl(kfd, F_GETFD) < 0) {
+  if (sys::calls.fcntl(kfd, F_GETFD) < 0) {
     return Error{EBADF};
   }
-  static const int scratch = epoll_create1(EPOLL_CLOEXEC);  // asks the kernel about pollability
+  // Asks the kernel about pollability.
+  static const int scratch = sys::own_kernel_fd(sys::calls.epoll_create1(EPOLL_CLOEXEC));
   epoll_event ev{};
-  if (scratch >= 0 && epoll_ctl(scratch, EPOLL_CTL_ADD, kfd, &ev) == 0) {
-    epoll_ctl(scratch, EPOLL_CTL_DEL, kfd, nullptr);
+  if (scratch >= 0 && sys::calls.epoll_ctl(scratch, EPOLL_CTL_ADD, kfd, &ev) == 0) {
+    sys::calls.epoll_ctl(scratch, EPOLL_CTL_DEL, kfd, nullptr);
   } else if (scratch >= 0 && errno == EPERM) {
     return Error{EPERM};
   }
@@ -521,33 +523,39 @@ struct PollCallTable : PollTable {
   }
   // A polled instance that watches kernel descriptors: the sleep watches its kernel side too.
   static void hook_kernel_fd(PollTable& table, int fd) noexcept {
-    auto& t = static_cast<PollCallTable&>(table);
-    if (t.kernel_fd_count < SleepSpec::kMaxKernelFds) {
-      t.kernel_fds[t.kernel_fd_count] = fd;
+    static_cast<PollCallTable&>(table).watch_kernel(pollfd{fd, POLLIN, 0});
+  }
+  void watch_kernel(pollfd p) noexcept {
+    if (kernel_fd_count < SleepSpec::kMaxKernelFds) {
+      kernel_fds[kernel_fd_count] = p;
     }
-    ++t.kernel_fd_count;  // past the bound, the sleep naps and re-polls instead
+    ++kernel_fd_count;  // past the bound, the sleep naps and re-polls instead
   }
   Parker* parker = nullptr;
   File* polling = nullptr;  // the file whose poll() is running
   PollHook* hooks = nullptr;
   bool out_of_memory = false;
-  int kernel_fds[SleepSpec::kMaxKernelFds];
+  pollfd kernel_fds[SleepSpec::kMaxKernelFds];
   int kernel_fd_count = 0;
 };
 
 }  // namespace
 
 Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
+  return poll_with(fds, nfds, Timeout::after_ms(timeout_ms), nullptr, KernelFds::kInvalid);
+}
+
+Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const sigset_t* sigmask,
+                               KernelFds kernel) noexcept {
   if (nfds > static_cast<nfds_t>(fds_.limit())) {
     return Error{EINVAL};
   }
   if (nfds > 0 && (fds == nullptr || !user_range_ok(fds, nfds * sizeof(pollfd)))) {
     return Error{EFAULT};
   }
-  timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
   PollCallTable table;
   ParkerLease lease;
-  if (timeout_ms != 0) {
+  if (!timeout.is_zero()) {
     table.parker = lease.acquire();  // null: the sleeps below nap and re-check
   }
   bool first_pass = true;
@@ -557,14 +565,25 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
       PollMask revents = 0;
       if (fds[i].fd >= 0) {
         Ref<File> f = fds_.get(fds[i].fd);
-        if (!f) {
-          revents = POLLNVAL;
-        } else {
+        if (f) {
           const PollMask wanted =
               static_cast<std::uint16_t>(fds[i].events) | POLLERR | POLLHUP;
-          PollTable* pt = first_pass && timeout_ms != 0 ? &table : nullptr;
+          PollTable* pt = first_pass && !timeout.is_zero() ? &table : nullptr;
           table.polling = f.get();
           revents = f->poll(pt) & wanted;
+        } else if (kernel == KernelFds::kPassThrough) {
+          // Not ours: the kernel answers for it, now and while we sleep.
+          pollfd probe{fds[i].fd, fds[i].events, 0};
+          const timespec zero{0, 0};
+          if (sys::calls.ppoll(&probe, 1, &zero, nullptr) < 0) {
+            return Error{errno};
+          }
+          revents = static_cast<std::uint16_t>(probe.revents);
+          if (first_pass && !timeout.is_zero()) {
+            table.watch_kernel(pollfd{fds[i].fd, fds[i].events, 0});
+          }
+        } else {
+          revents = POLLNVAL;
         }
       }
       fds[i].revents = static_cast<short>(revents);
@@ -575,18 +594,17 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
     if (table.out_of_memory) {
       return Error{ENOMEM};
     }
-    if (ready > 0 || timeout_ms == 0) {
+    if (ready > 0 || timeout.is_zero()) {
       return ready;
     }
     first_pass = false;
-    Result<void> slept =
-        lease.sleep(SleepSpec{timeout_ms < 0 ? nullptr : &deadline, nullptr,
-                              /*restart_after_handler=*/false, table.kernel_fds,
-                              table.kernel_fd_count});
+    Result<void> slept = lease.sleep(SleepSpec{timeout.deadline(), sigmask,
+                                               /*restart_after_handler=*/false, table.kernel_fds,
+                                               table.kernel_fd_count});
     if (!slept) {
       if (slept.error() == ETIMEDOUT) {
         // One last look, as Linux does after its timer fires.
-        timeout_ms = 0;
+        timeout = Timeout::zero();
         continue;
       }
       return Error{slept.error()};

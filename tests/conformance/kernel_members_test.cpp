@@ -310,6 +310,22 @@ TEST_P(KernelMembers, OuterWaitWakesForAnInnerKernelEvent) {
   }
 }
 
+// Y -u-> X -k-> K, K readable: poll() on Y says readable, and the very next non-blocking wait on
+// Y returns X (the inner kernel event reaches Y's harvest whichever side it serves first).
+TEST_P(KernelMembers, OuterPollThenNonBlockingWaitSeeTheInnerKernelEvent) {
+  Fd y = make_epoll();
+  Fd x = make_epoll();
+  KFd k = kernel_eventfd();
+  add_kernel(x, k, EPOLLIN, 1);
+  add(y, x, EPOLLIN, 9);
+  for (int round = 0; round < 4; ++round) {
+    kwrite(k);
+    EXPECT_EQ(poll_in(y), 1);
+    EXPECT_EQ(wait(y, 1), (Evs{{EPOLLIN, 9}}));
+    kread(k);
+  }
+}
+
 // X -k-> E (a kernel epoll), then E -> X's kernel descriptor: a loop through both kinds.
 TEST_P(KernelMembers, LoopThroughBothKindsIsEloop) {
   Fd x = make_epoll();

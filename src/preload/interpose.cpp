@@ -1,0 +1,762 @@
+// The functions libuepoll-preload.so defines in front of libc's. Each one sends a uepoll
+// descriptor to uepoll (the preload's table, numbered as the kernel numbers) and any other
+// descriptor to the next definition, libc's, untouched. docs/interposer.md lists what is
+// interposed, how each call is answered, and what escapes.
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "epoll/instance.hpp"
+#include "preload/libc.hpp"
+#include "preload/preload.hpp"
+#include "sync/sys.hpp"
+#include "uepoll/objects.hpp"
+
+namespace uepoll::preload {
+namespace {
+
+int fail(int error) noexcept {
+  errno = error;
+  return -1;
+}
+
+// --- creating uepoll objects behind kernel reservations ---------------------------------------
+
+// Installs `file` at the number the kernel gave its reservation; on failure closes the
+// reservation (the object dies with the last Ref).
+int place(int fd, Ref<File> file, bool cloexec) noexcept {
+  if (Result<void> placed = table().fds().place(fd, std::move(file), cloexec); !placed) {
+    libc().close(fd);
+    return fail(placed.error());
+  }
+  return fd;
+}
+
+int create_epoll(int flags) noexcept {
+  const int fd = libc().epoll_create1(flags);  // the kernel checks the flags and picks the number
+  if (fd < 0) {
+    return fd;
+  }
+  Result<Ref<File>> made = detail::Instance::create(0, table().lock_mode());
+  // The instance's kernel side, when it needs one, is this same kernel epoll: kernel event loops
+  // that watch the program's descriptor see its events. It keeps its own descriptor for it.
+  const int own = made ? sys::own_kernel_fd(libc().fcntl(fd, F_DUPFD_CLOEXEC, 0)) : -1;
+  if (own < 0) {
+    libc().close(fd);
+    return fail(ENOMEM);
+  }
+  detail::Instance::from(made->get())->reserve_kernel_ep(own);
+  return place(fd, std::move(made.value()), (flags & EPOLL_CLOEXEC) != 0);
+}
+
+// A pair (pipe, socketpair) behind the kernel pair the kernel just made.
+int place_pair(int fds[2], Result<FilePair> pair, bool cloexec) noexcept {
+  if (!pair) {
+    libc().close(fds[0]);
+    libc().close(fds[1]);
+    return fail(pair.error());
+  }
+  if (place(fds[0], std::move(pair->first), cloexec) < 0) {
+    const int error = errno;
+    libc().close(fds[1]);
+    return fail(error);
+  }
+  if (place(fds[1], std::move(pair->second), cloexec) < 0) {
+    const int error = errno;
+    table().fds().take(fds[0]);
+    libc().close(fds[0]);
+    return fail(error);
+  }
+  return 0;
+}
+
+// --- descriptors -------------------------------------------------------------------------------
+
+// After the kernel made `to` a copy of `from` (dup family): the table follows.
+int copy_slot(int from, int to, bool cloexec) noexcept {
+  if (Ref<File> f = object(from)) {
+    if (to != from && place(to, std::move(f), cloexec) < 0) {
+      return -1;
+    }
+  } else {
+    table().fds().take(to);  // a kernel descriptor now: whatever uepoll had there is gone
+  }
+  return to;
+}
+
+// Closes the uepoll descriptors in [first, last] from the table, and leaves uepoll's own
+// descriptors out of the kernel's close: close_range() around them.
+int close_range_around_own(unsigned first, unsigned last, int flags) noexcept {
+  unsigned from = first;
+  for (unsigned fd = first;; ++fd) {
+    const bool end = fd == last || fd >= static_cast<unsigned>(table().fds().limit());
+    if (internal(static_cast<int>(fd)) || end) {
+      const unsigned to = internal(static_cast<int>(fd)) ? fd - 1 : (end ? last : fd);
+      if (from <= to && to >= from) {
+        if ((flags & CLOSE_RANGE_CLOEXEC) == 0) {
+          for (unsigned u = from; u <= to && u < static_cast<unsigned>(table().fds().limit());
+               ++u) {
+            table().fds().take(static_cast<int>(u));
+          }
+        }
+        if (libc().close_range(from, to, flags) != 0) {
+          return -1;
+        }
+      }
+      if (end) {
+        return 0;
+      }
+      from = fd + 1;
+    }
+  }
+}
+
+// --- I/O helpers -------------------------------------------------------------------------------
+
+// readv/writev and the msghdr calls on uepoll descriptors go through one buffer.
+struct Gathered {
+  std::unique_ptr<char[]> buf;
+  size_t len = 0;
+};
+
+Result<size_t> total_length(const iovec* iov, int iovcnt) noexcept {
+  if (iovcnt < 0 || iovcnt > IOV_MAX) {
+    return Error{EINVAL};
+  }
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    if (iov[i].iov_len > static_cast<size_t>(SSIZE_MAX) - total) {
+      return Error{EINVAL};
+    }
+    total += iov[i].iov_len;
+  }
+  return total;
+}
+
+template <class Read>
+ssize_t scatter_read(const iovec* iov, int iovcnt, Read&& read) noexcept {
+  Result<size_t> total = total_length(iov, iovcnt);
+  if (!total) {
+    return fail(total.error());
+  }
+  std::unique_ptr<char[]> buf(new (std::nothrow) char[*total > 0 ? *total : 1]);
+  if (!buf) {
+    return fail(ENOMEM);
+  }
+  Result<size_t> got = read(buf.get(), *total);
+  if (!got) {
+    return fail(got.error());
+  }
+  size_t off = 0;
+  for (int i = 0; i < iovcnt && off < *got; ++i) {
+    const size_t n = std::min(iov[i].iov_len, *got - off);
+    std::memcpy(iov[i].iov_base, buf.get() + off, n);
+    off += n;
+  }
+  return static_cast<ssize_t>(*got);
+}
+
+template <class Write>
+ssize_t gather_write(const iovec* iov, int iovcnt, Write&& write) noexcept {
+  Result<size_t> total = total_length(iov, iovcnt);
+  if (!total) {
+    return fail(total.error());
+  }
+  std::unique_ptr<char[]> buf(new (std::nothrow) char[*total > 0 ? *total : 1]);
+  if (!buf) {
+    return fail(ENOMEM);
+  }
+  size_t off = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    std::memcpy(buf.get() + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  return errno_of_size(write(buf.get(), *total));
+}
+
+bool any_ours(const pollfd* fds, nfds_t n) noexcept {
+  for (nfds_t i = 0; i < n; ++i) {
+    if (ours(fds[i].fd)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// select() and pselect() over uepoll descriptors: as poll(), then back into the sets.
+int select_through_poll(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, Timeout timeout,
+                        const sigset_t* sigmask) noexcept {
+  if (nfds < 0 || nfds > FD_SETSIZE) {
+    return fail(EINVAL);
+  }
+  pollfd pfds[FD_SETSIZE];
+  int n = 0;
+  for (int fd = 0; fd < nfds; ++fd) {
+    short events = 0;
+    events |= rd != nullptr && FD_ISSET(fd, rd) ? POLLIN : 0;
+    events |= wr != nullptr && FD_ISSET(fd, wr) ? POLLOUT : 0;
+    events |= ex != nullptr && FD_ISSET(fd, ex) ? POLLPRI : 0;
+    if (events != 0) {
+      pfds[n++] = pollfd{fd, events, 0};
+    }
+  }
+  Result<int> got = table().poll_with(pfds, static_cast<nfds_t>(n), timeout, sigmask,
+                                      Process::KernelFds::kPassThrough);
+  if (!got) {
+    return fail(got.error());
+  }
+  for (int i = 0; i < n; ++i) {
+    if ((pfds[i].revents & POLLNVAL) != 0) {
+      return fail(EBADF);
+    }
+  }
+  int count = 0;
+  auto keep = [&](fd_set* set, int fd, bool ready) {
+    if (set != nullptr && FD_ISSET(fd, set)) {
+      if (ready) {
+        ++count;
+      } else {
+        FD_CLR(fd, set);
+      }
+    }
+  };
+  for (int i = 0; i < n; ++i) {
+    const short r = pfds[i].revents;
+    keep(rd, pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR)) != 0);
+    keep(wr, pfds[i].fd, (r & (POLLOUT | POLLERR)) != 0);
+    keep(ex, pfds[i].fd, (r & POLLPRI) != 0);
+  }
+  return count;
+}
+
+bool valid_timespec(const timespec& ts) noexcept {
+  return ts.tv_sec >= 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1'000'000'000;
+}
+
+}  // namespace
+}  // namespace uepoll::preload
+
+using namespace uepoll::preload;  // NOLINT: the C functions below are this file's whole point
+using uepoll::Ref;
+using uepoll::File;
+using uepoll::Timeout;
+
+extern "C" {
+
+// --- epoll -------------------------------------------------------------------------------------
+
+int epoll_create1(int flags) noexcept { return create_epoll(flags); }
+
+int epoll_create(int size) noexcept {
+  if (size <= 0) {
+    return fail(EINVAL);
+  }
+  return create_epoll(0);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
+  if (internal(epfd) || internal(fd)) {
+    return fail(EBADF);
+  }
+  if (ours(epfd)) {
+    return ours(fd) ? errno_of(table().epoll_ctl(epfd, op, fd, event))
+                    : errno_of(table().epoll_ctl_kernel(epfd, op, fd, event));
+  }
+  if (Ref<File> f = object(fd); f && f->is_epoll()) {
+    // A kernel epoll (made outside the interposer) watching a uepoll instance: the program's
+    // descriptor is the instance's kernel epoll, readable while the instance has events.
+    if (auto exported = uepoll::detail::Instance::from(f.get())->kernel_fd(); !exported) {
+      return fail(exported.error());
+    }
+  }
+  return libc().epoll_ctl(epfd, op, fd, event);
+}
+
+int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout) {
+  if (ours(epfd)) {
+    return errno_of(table().epoll_wait(epfd, events, maxevents, timeout));
+  }
+  return libc().epoll_wait(epfd, events, maxevents, timeout);
+}
+
+int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout,
+                const sigset_t* sigmask) {
+  if (ours(epfd)) {
+    return errno_of(table().epoll_pwait(epfd, events, maxevents, timeout, sigmask));
+  }
+  return libc().epoll_pwait(epfd, events, maxevents, timeout, sigmask);
+}
+
+int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
+                 const struct timespec* timeout, const sigset_t* sigmask) {
+  if (ours(epfd)) {
+    return errno_of(table().epoll_pwait2(epfd, events, maxevents, timeout, sigmask));
+  }
+  return libc().epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
+}
+
+// --- objects -----------------------------------------------------------------------------------
+
+int eventfd(unsigned int initval, int flags) noexcept {
+  if (!config().objects) {
+    return libc().eventfd(initval, flags);
+  }
+  const int fd = libc().eventfd(0, flags);  // the kernel checks the flags
+  if (fd < 0) {
+    return fd;
+  }
+  auto made = uepoll::make_eventfd(initval, flags & (EFD_SEMAPHORE | EFD_NONBLOCK));
+  if (!made) {
+    libc().close(fd);
+    return fail(made.error());
+  }
+  return place(fd, std::move(made.value()), (flags & EFD_CLOEXEC) != 0);
+}
+
+int eventfd_read(int fd, eventfd_t* value) {
+  return read(fd, value, sizeof *value) == static_cast<ssize_t>(sizeof *value) ? 0 : -1;
+}
+
+int eventfd_write(int fd, eventfd_t value) {
+  return write(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value) ? 0 : -1;
+}
+
+int pipe2(int fds[2], int flags) noexcept {
+  if (!config().objects) {
+    return libc().pipe2(fds, flags);
+  }
+  if (libc().pipe2(fds, flags) != 0) {
+    return -1;
+  }
+  return place_pair(fds, uepoll::make_pipe(flags & O_NONBLOCK), (flags & O_CLOEXEC) != 0);
+}
+
+int pipe(int fds[2]) noexcept { return pipe2(fds, 0); }
+
+int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
+  if (libc().socketpair(domain, type, protocol, sv) != 0) {
+    return -1;  // the kernel's errno, in its order
+  }
+  if (!config().objects || domain != AF_UNIX || (type & 0xf) != SOCK_STREAM) {
+    return 0;
+  }
+  return place_pair(sv, uepoll::make_unix_stream_pair((type & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0),
+                    (type & SOCK_CLOEXEC) != 0);
+}
+
+// --- descriptors -------------------------------------------------------------------------------
+
+int close(int fd) {
+  if (internal(fd)) {
+    return fail(EBADF);  // uepoll's own: not the program's to close
+  }
+  if (!ours(fd)) {
+    return libc().close(fd);
+  }
+  // Out of the table first: once the kernel frees the number, it may hand it out again.
+  Ref<File> f = table().fds().take(fd);
+  const int rc = libc().close(fd);
+  f.reset();  // the last reference runs the release path here
+  return rc;
+}
+
+int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+  if (first > last) {
+    return fail(EINVAL);
+  }
+  return close_range_around_own(first, last, flags);
+}
+
+void closefrom(int lowfd) noexcept {
+  close_range_around_own(static_cast<unsigned>(lowfd < 0 ? 0 : lowfd), ~0U, 0);
+}
+
+int dup(int fd) noexcept {
+  if (internal(fd)) {
+    return fail(EBADF);
+  }
+  const int to = libc().dup(fd);
+  return to < 0 ? to : copy_slot(fd, to, false);
+}
+
+int dup2(int from, int to) noexcept {
+  if (internal(from)) {
+    return fail(EBADF);
+  }
+  if (internal(to)) {
+    return fail(EBUSY);  // uepoll's own descriptor lives there (docs/deviations.md)
+  }
+  if (libc().dup2(from, to) < 0) {
+    return -1;
+  }
+  return copy_slot(from, to, false);
+}
+
+int dup3(int from, int to, int flags) noexcept {
+  if (internal(from)) {
+    return fail(EBADF);
+  }
+  if (internal(to)) {
+    return fail(EBUSY);
+  }
+  if (libc().dup3(from, to, flags) < 0) {
+    return -1;
+  }
+  return copy_slot(from, to, (flags & O_CLOEXEC) != 0);
+}
+
+static int fcntl_common(int fd, int cmd, long arg) {
+  if (internal(fd)) {
+    return fail(EBADF);
+  }
+  Ref<File> f = object(fd);
+  if (!f) {
+    return libc().fcntl(fd, cmd, arg);
+  }
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      const int to = libc().fcntl(fd, cmd, arg);
+      return to < 0 ? to : copy_slot(fd, to, cmd == F_DUPFD_CLOEXEC);
+    }
+    case F_SETFL:
+      // The kernel reservation keeps the same flags: F_GETFL answers from it.
+      f->set_status_flags(static_cast<int>(arg));
+      return libc().fcntl(fd, cmd, arg);
+    default:
+      return libc().fcntl(fd, cmd, arg);  // per-descriptor flags, locks, owners: the kernel's
+  }
+}
+
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  const long arg = va_arg(ap, long);
+  va_end(ap);
+  return fcntl_common(fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  const long arg = va_arg(ap, long);
+  va_end(ap);
+  return fcntl_common(fd, cmd, arg);
+}
+
+int ioctl(int fd, unsigned long request, ...) noexcept {
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (Ref<File> f = object(fd); f && request == FIONBIO) {
+    if (arg == nullptr) {
+      return fail(EFAULT);
+    }
+    const int on = *static_cast<const int*>(arg);
+    const int flags = f->status_flags();
+    f->set_status_flags(on != 0 ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
+  }
+  return libc().ioctl(fd, request, arg);
+}
+
+// --- I/O ---------------------------------------------------------------------------------------
+
+ssize_t read(int fd, void* buf, size_t count) {
+  if (ours(fd)) {
+    return errno_of_size(table().read(fd, buf, count));
+  }
+  return libc().read(fd, buf, count);
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  if (ours(fd)) {
+    return errno_of_size(table().write(fd, buf, count));
+  }
+  return libc().write(fd, buf, count);
+}
+
+ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
+  if (!ours(fd)) {
+    return libc().readv(fd, iov, iovcnt);
+  }
+  return scatter_read(iov, iovcnt, [&](void* buf, size_t n) { return table().read(fd, buf, n); });
+}
+
+ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
+  if (!ours(fd)) {
+    return libc().writev(fd, iov, iovcnt);
+  }
+  return gather_write(iov, iovcnt,
+                      [&](const void* buf, size_t n) { return table().write(fd, buf, n); });
+}
+
+ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  if (ours(fd)) {
+    return errno_of_size(table().recv(fd, buf, len, flags));
+  }
+  return libc().recv(fd, buf, len, flags);
+}
+
+ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (ours(fd)) {
+    return errno_of_size(table().send(fd, buf, len, flags));
+  }
+  return libc().send(fd, buf, len, flags);
+}
+
+ssize_t recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* addr,
+                 socklen_t* addrlen) {
+  if (!ours(fd)) {
+    return libc().recvfrom(fd, buf, len, flags, addr, addrlen);
+  }
+  if (addr != nullptr && addrlen != nullptr) {
+    *addrlen = 0;  // a connected stream reports no source address
+  }
+  return errno_of_size(table().recv(fd, buf, len, flags));
+}
+
+ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* addr,
+               socklen_t addrlen) {
+  if (!ours(fd)) {
+    return libc().sendto(fd, buf, len, flags, addr, addrlen);
+  }
+  if (addr != nullptr) {
+    return fail(EISCONN);  // a connected stream socket takes no destination
+  }
+  return errno_of_size(table().send(fd, buf, len, flags));
+}
+
+ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
+  if (!ours(fd)) {
+    return libc().recvmsg(fd, msg, flags);
+  }
+  msg->msg_namelen = 0;
+  msg->msg_controllen = 0;
+  msg->msg_flags = 0;
+  return scatter_read(msg->msg_iov, static_cast<int>(msg->msg_iovlen),
+                      [&](void* buf, size_t n) { return table().recv(fd, buf, n, flags); });
+}
+
+ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
+  if (!ours(fd)) {
+    return libc().sendmsg(fd, msg, flags);
+  }
+  if (msg->msg_controllen != 0) {
+    return fail(EOPNOTSUPP);  // descriptors and credentials: docs/deviations.md
+  }
+  return gather_write(msg->msg_iov, static_cast<int>(msg->msg_iovlen),
+                      [&](const void* buf, size_t n) { return table().send(fd, buf, n, flags); });
+}
+
+ssize_t __read_chk(int fd, void* buf, size_t count, size_t buflen) {
+  if (count > buflen) {
+    std::abort();  // what glibc's __chk_fail does, without its message
+  }
+  return read(fd, buf, count);
+}
+
+ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
+  if (len > buflen) {
+    std::abort();
+  }
+  return recv(fd, buf, len, flags);
+}
+
+ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
+                       struct sockaddr* addr, socklen_t* addrlen) {
+  if (len > buflen) {
+    std::abort();
+  }
+  return recvfrom(fd, buf, len, flags, addr, addrlen);
+}
+
+int shutdown(int fd, int how) noexcept {
+  return ours(fd) ? errno_of(table().shutdown(fd, how)) : libc().shutdown(fd, how);
+}
+
+int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
+  return ours(fd) ? errno_of(table().getsockopt(fd, level, name, val, len))
+                  : libc().getsockopt(fd, level, name, val, len);
+}
+
+int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
+  return ours(fd) ? errno_of(table().setsockopt(fd, level, name, val, len))
+                  : libc().setsockopt(fd, level, name, val, len);
+}
+
+int getsockname(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
+  return ours(fd) ? errno_of(table().getsockname(fd, addr, len))
+                  : libc().getsockname(fd, addr, len);
+}
+
+// --- waiting -----------------------------------------------------------------------------------
+
+// glibc declares poll()'s array write-only (for FORTIFY), so GCC takes our reads of it for reads
+// of uninitialised memory.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+int poll(struct pollfd* fds, nfds_t nfds, int timeout) {
+  if (!any_ours(fds, nfds)) {
+    return libc().poll(fds, nfds, timeout);
+  }
+  return errno_of(table().poll_with(fds, nfds, Timeout::after_ms(timeout), nullptr,
+                                    uepoll::Process::KernelFds::kPassThrough));
+}
+
+int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout, size_t fdslen) {
+  if (fdslen / sizeof *fds < nfds) {
+    std::abort();
+  }
+  return poll(fds, nfds, timeout);
+}
+
+int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
+          const sigset_t* sigmask) {
+  if (!any_ours(fds, nfds)) {
+    return libc().ppoll(fds, nfds, timeout, sigmask);
+  }
+  if (timeout != nullptr && !valid_timespec(*timeout)) {
+    return fail(EINVAL);
+  }
+  return errno_of(table().poll_with(fds, nfds,
+                                    timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
+                                    sigmask, uepoll::Process::KernelFds::kPassThrough));
+}
+
+int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
+                const sigset_t* sigmask, size_t fdslen) {
+  if (fdslen / sizeof *fds < nfds) {
+    std::abort();
+  }
+  return ppoll(fds, nfds, timeout, sigmask);
+}
+
+#pragma GCC diagnostic pop
+
+static bool any_ours_in(int nfds, const fd_set* rd, const fd_set* wr, const fd_set* ex) {
+  for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {
+    const bool asked = (rd != nullptr && FD_ISSET(fd, rd)) || (wr != nullptr && FD_ISSET(fd, wr)) ||
+                       (ex != nullptr && FD_ISSET(fd, ex));
+    if (asked && ours(fd)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, struct timeval* timeout) {
+  if (!any_ours_in(nfds, rd, wr, ex)) {
+    return libc().select(nfds, rd, wr, ex, timeout);
+  }
+  Timeout t = Timeout::none();
+  if (timeout != nullptr) {
+    if (timeout->tv_sec < 0 || timeout->tv_usec < 0 || timeout->tv_usec >= 1'000'000) {
+      return fail(EINVAL);
+    }
+    t = Timeout::after(timespec{timeout->tv_sec, timeout->tv_usec * 1000});
+  }
+  const int rc = select_through_poll(nfds, rd, wr, ex, t, nullptr);
+  if (timeout != nullptr && rc >= 0) {
+    // Linux writes the time left back.
+    const timespec* deadline = t.deadline();
+    const timespec left = deadline != nullptr ? uepoll::time_left(*deadline) : timespec{0, 0};
+    timeout->tv_sec = left.tv_sec;
+    timeout->tv_usec = left.tv_nsec / 1000;
+  }
+  return rc;
+}
+
+int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const struct timespec* timeout,
+            const sigset_t* sigmask) {
+  if (!any_ours_in(nfds, rd, wr, ex)) {
+    return libc().pselect(nfds, rd, wr, ex, timeout, sigmask);
+  }
+  if (timeout != nullptr && !valid_timespec(*timeout)) {
+    return fail(EINVAL);
+  }
+  return select_through_poll(nfds, rd, wr, ex,
+                             timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
+                             sigmask);
+}
+
+// --- the raw system call path ------------------------------------------------------------------
+
+long syscall(long number, ...) noexcept {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& v : a) {
+    v = va_arg(ap, long);
+  }
+  va_end(ap);
+  // The kernel's ABI: pointers and ints as longs; epoll_pwait's signal mask comes with its size.
+  auto ptr = [&](int i) { return reinterpret_cast<void*>(a[i]); };
+  auto sigmask_ok = [&](int mask, int size) {
+    return ptr(mask) == nullptr || a[size] == static_cast<long>(sizeof(sigset_t));
+  };
+  switch (number) {
+    case SYS_epoll_create:
+      return epoll_create(static_cast<int>(a[0]));
+    case SYS_epoll_create1:
+      return epoll_create1(static_cast<int>(a[0]));
+    case SYS_epoll_ctl:
+      return epoll_ctl(static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]),
+                       static_cast<epoll_event*>(ptr(3)));
+    case SYS_epoll_wait:
+      return epoll_wait(static_cast<int>(a[0]), static_cast<epoll_event*>(ptr(1)),
+                        static_cast<int>(a[2]), static_cast<int>(a[3]));
+    case SYS_epoll_pwait:
+      if (!sigmask_ok(4, 5)) {
+        return fail(EINVAL);
+      }
+      return epoll_pwait(static_cast<int>(a[0]), static_cast<epoll_event*>(ptr(1)),
+                         static_cast<int>(a[2]), static_cast<int>(a[3]),
+                         static_cast<const sigset_t*>(ptr(4)));
+    case SYS_epoll_pwait2:
+      if (!sigmask_ok(4, 5)) {
+        return fail(EINVAL);
+      }
+      return epoll_pwait2(static_cast<int>(a[0]), static_cast<epoll_event*>(ptr(1)),
+                          static_cast<int>(a[2]), static_cast<const timespec*>(ptr(3)),
+                          static_cast<const sigset_t*>(ptr(4)));
+    case SYS_eventfd:
+      return eventfd(static_cast<unsigned>(a[0]), 0);
+    case SYS_eventfd2:
+      return eventfd(static_cast<unsigned>(a[0]), static_cast<int>(a[1]));
+    case SYS_close:
+      return close(static_cast<int>(a[0]));
+    case SYS_close_range:
+      return close_range(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]),
+                         static_cast<int>(a[2]));
+    case SYS_dup:
+      return dup(static_cast<int>(a[0]));
+    case SYS_dup2:
+      return dup2(static_cast<int>(a[0]), static_cast<int>(a[1]));
+    case SYS_dup3:
+      return dup3(static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]));
+    case SYS_io_uring_setup:
+      return fail(ENOSYS);  // io_uring would reach descriptors past the interposer
+    default:
+      return libc().syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,175 @@
+#include "preload/preload.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "preload/libc.hpp"
+#include "sync/sys.hpp"
+
+namespace uepoll::preload {
+namespace {
+
+template <class F>
+F next_definition(const char* name) noexcept {
+  void* f = dlsym(RTLD_NEXT, name);
+  if (f == nullptr) {
+    f = dlsym(RTLD_DEFAULT, name);
+  }
+  return reinterpret_cast<F>(f);
+}
+
+Libc resolve() noexcept {
+  Libc l{};
+#define UEPOLL_NEXT(name) l.name = next_definition<decltype(l.name)>(#name)
+  UEPOLL_NEXT(close);
+  UEPOLL_NEXT(close_range);
+  UEPOLL_NEXT(dup);
+  UEPOLL_NEXT(dup2);
+  UEPOLL_NEXT(dup3);
+  UEPOLL_NEXT(fcntl);
+  UEPOLL_NEXT(ioctl);
+  UEPOLL_NEXT(read);
+  UEPOLL_NEXT(write);
+  UEPOLL_NEXT(readv);
+  UEPOLL_NEXT(writev);
+  UEPOLL_NEXT(recv);
+  UEPOLL_NEXT(recvfrom);
+  UEPOLL_NEXT(recvmsg);
+  UEPOLL_NEXT(send);
+  UEPOLL_NEXT(sendto);
+  UEPOLL_NEXT(sendmsg);
+  UEPOLL_NEXT(poll);
+  UEPOLL_NEXT(ppoll);
+  UEPOLL_NEXT(select);
+  UEPOLL_NEXT(pselect);
+  UEPOLL_NEXT(epoll_create);
+  UEPOLL_NEXT(epoll_create1);
+  UEPOLL_NEXT(epoll_ctl);
+  UEPOLL_NEXT(epoll_wait);
+  UEPOLL_NEXT(epoll_pwait);
+  UEPOLL_NEXT(epoll_pwait2);
+  UEPOLL_NEXT(eventfd);
+  UEPOLL_NEXT(pipe);
+  UEPOLL_NEXT(pipe2);
+  UEPOLL_NEXT(socketpair);
+  UEPOLL_NEXT(shutdown);
+  UEPOLL_NEXT(getsockopt);
+  UEPOLL_NEXT(setsockopt);
+  UEPOLL_NEXT(getsockname);
+  UEPOLL_NEXT(getpeername);
+  UEPOLL_NEXT(syscall);
+  UEPOLL_NEXT(fork);
+#undef UEPOLL_NEXT
+  return l;
+}
+
+Libc g_libc;
+Config g_config;
+std::atomic<bool> g_ready{false};
+
+// uepoll's own kernel descriptors: one bit per number (2^20 numbers, as FdTable::kMaxLimit).
+constexpr int kMaxFds = 1 << 20;
+std::atomic<std::uint64_t> g_internal[kMaxFds / 64];
+int g_internal_base = 0;  // own descriptors go at or above this number
+
+void mark_internal(int fd, bool on) noexcept {
+  if (fd < 0 || fd >= kMaxFds) {
+    return;
+  }
+  const std::uint64_t bit = std::uint64_t{1} << (fd % 64);
+  if (on) {
+    g_internal[fd / 64].fetch_or(bit, std::memory_order_release);
+  } else {
+    g_internal[fd / 64].fetch_and(~bit, std::memory_order_release);
+  }
+}
+
+// Moves one of uepoll's own new descriptors up, out of the way of the numbers the program gets
+// (lowest free first), and marks it.
+int adopt_own_fd(int fd) noexcept {
+  const int high = g_libc.fcntl(fd, F_DUPFD_CLOEXEC, g_internal_base);
+  if (high >= 0) {
+    g_libc.close(fd);
+    fd = high;
+  }
+  mark_internal(fd, true);
+  return fd;
+}
+
+void forget_own_fd(int fd) noexcept { mark_internal(fd, false); }
+
+bool env_is(const char* name, const char* value) noexcept {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, value) == 0;
+}
+
+void initialize() noexcept {
+  g_libc = resolve();
+  // From now on uepoll's own system calls reach libc, not this library's definitions.
+  sys::calls.close = g_libc.close;
+  sys::calls.read = g_libc.read;
+  sys::calls.write = g_libc.write;
+  sys::calls.eventfd = g_libc.eventfd;
+  sys::calls.ppoll = g_libc.ppoll;
+  sys::calls.epoll_create1 = g_libc.epoll_create1;
+  sys::calls.epoll_ctl = g_libc.epoll_ctl;
+  sys::calls.epoll_wait = g_libc.epoll_wait;
+  sys::calls.epoll_pwait2 = g_libc.epoll_pwait2;
+  sys::calls.fcntl = g_libc.fcntl;
+  sys::calls.syscall = g_libc.syscall;
+  sys::calls.adopt_own_fd = &adopt_own_fd;
+  sys::calls.forget_own_fd = &forget_own_fd;
+
+  g_config.objects = !env_is("UEPOLL_PRELOAD_OBJECTS", "0");
+  g_config.loopback = env_is("UEPOLL_PRELOAD_INET", "loopback");
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 256) {
+    const rlim_t limit = rl.rlim_cur < kMaxFds ? rl.rlim_cur : kMaxFds;
+    g_internal_base = static_cast<int>(limit - limit / 4);
+  }
+}
+
+// Runs before main (and before other libraries' constructors of lower priority); init() covers
+// calls that come even earlier.
+[[gnu::constructor(101)]] void preload_constructor() noexcept { init(); }
+
+}  // namespace
+
+void init() noexcept {
+  if (g_ready.load(std::memory_order_acquire)) {
+    return;
+  }
+  static const bool done = (initialize(), true);  // one thread initialises, the others wait
+  (void)done;
+  g_ready.store(true, std::memory_order_release);
+}
+
+const Libc& libc() noexcept {
+  init();
+  return g_libc;
+}
+
+const Config& config() noexcept {
+  init();
+  return g_config;
+}
+
+Process& table() noexcept {
+  // Never destroyed: other threads and atexit handlers may still use it while statics die.
+  static Process* process = new Process(lock_mode_from_environment(), kMaxFds);
+  return *process;
+}
+
+bool internal(int fd) noexcept {
+  return fd >= 0 && fd < kMaxFds &&
+         (g_internal[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+}
+
+}  // namespace uepoll::preload

@@ -1,0 +1,53 @@
+// The system calls uepoll itself makes, through one table of function pointers: libc's functions,
+// except inside the interposer (libuepoll-preload.so), whose own definitions of these very names
+// would otherwise catch uepoll's internal calls; it points the table at the next definitions,
+// libc's, before anything else runs.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/types.h>
+#include <time.h>
+
+namespace uepoll::sys {
+
+struct Calls {
+  int (*close)(int fd);
+  ssize_t (*read)(int fd, void* buf, size_t count);
+  ssize_t (*write)(int fd, const void* buf, size_t count);
+  int (*eventfd)(unsigned int initval, int flags);
+  int (*ppoll)(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask);
+  int (*epoll_create1)(int flags);
+  int (*epoll_ctl)(int epfd, int op, int fd, epoll_event* event);
+  int (*epoll_wait)(int epfd, epoll_event* events, int maxevents, int timeout);
+  int (*epoll_pwait2)(int epfd, epoll_event* events, int maxevents, const timespec* timeout,
+                      const sigset_t* sigmask);
+  int (*fcntl)(int fd, int cmd, ...);
+  long (*syscall)(long number, ...);
+
+  // uepoll's own kernel descriptors (doorbells, bells, kernel epolls): null outside the
+  // interposer, which moves each one out of the program's way as it is made and guards it
+  // against the program's close, dup2 and close_range until uepoll closes it.
+  int (*adopt_own_fd)(int fd);
+  void (*forget_own_fd)(int fd);
+};
+
+/// Written only while the process is single-threaded (static initialisation, the interposer's
+/// constructor); read everywhere without synchronisation.
+extern Calls calls;
+
+/// A descriptor uepoll has just made for itself (negative: passed through).
+inline int own_kernel_fd(int fd) noexcept {
+  return fd >= 0 && calls.adopt_own_fd != nullptr ? calls.adopt_own_fd(fd) : fd;
+}
+
+/// Closes one of uepoll's own descriptors.
+inline void close_own_kernel_fd(int fd) noexcept {
+  if (calls.forget_own_fd != nullptr) {
+    calls.forget_own_fd(fd);
+  }
+  calls.close(fd);
+}
+
+}  // namespace uepoll::sys
