@@ -3,7 +3,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config liburcu-dev libgtest-dev libgmock-dev
-          libbenchmark-dev clang libclang-rt-14-dev spin)
+          libbenchmark-dev clang libclang-rt-14-dev spin
+          python3.11 libpython3.11-testsuite xz-utils)
 packages+=("$@")
 
 missing=()

@@ -63,6 +63,7 @@ void File::destroy() noexcept {
   rcu::retire([](void* object) { delete static_cast<File*>(object); }, this);
 }
 
+Result<void> File::hand_over(const KernelTwin&) noexcept { return Error{EOPNOTSUPP}; }
 Result<size_t> File::read(void*, size_t, IoFlags) noexcept { return Error{EINVAL}; }
 Result<size_t> File::write(const void*, size_t, IoFlags) noexcept { return Error{EINVAL}; }
 Result<void> File::bind(const sockaddr*, socklen_t) noexcept { return Error{ENOTSOCK}; }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <new>
 #include <optional>
+#include <utility>
 
 #include "core/file_access.hpp"
 #include "core/stats.hpp"
@@ -95,9 +96,6 @@ Instance::Instance(int status_flags, LockMode mode) noexcept
 
 Instance::~Instance() {
   delete kernel_.load(std::memory_order_relaxed);
-  if (reserved_ep_ >= 0) {
-    sys::close_own_kernel_fd(reserved_ep_);  // never adopted
-  }
   delete[] buckets_;
   count_down(Counter::kInstances);
 }
@@ -171,6 +169,11 @@ void Instance::release() noexcept {
     if (n < kBatch) {
       break;
     }
+  }
+  // The kernel descriptors go with the last close, as the instance's own would on Linux (the
+  // memory waits for RCU).
+  if (KernelSide* ks = kernel_.load(std::memory_order_acquire)) {
+    ks->close_fds();
   }
 }
 

@@ -22,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/file_access.hpp"
 #include "epoll/kernel_side.hpp"
 #include "sync/rcu.hpp"
 #include "uepoll/blocking.hpp"
@@ -112,16 +113,18 @@ class Instance final : public File {
   /// The kernel descriptor that polls readable while this instance has events
   /// (uepoll_epoll_kernel_fd); the instance owns it.
   Result<int> kernel_fd() noexcept UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
-  /// Gives the instance the kernel epoll its kernel side will use when it needs one (the
-  /// interposer's reservation: the program's descriptor for the instance is the same kernel
-  /// epoll). The instance owns `kernel_ep` from now on. Before any other use.
-  void reserve_kernel_ep(int kernel_ep) noexcept { reserved_ep_ = kernel_ep; }
-  int reserved_kernel_ep() const noexcept { return reserved_ep_; }
   /// The kernel side, once waiters and parents use it (null: the instance has none).
   KernelSide* live_kernel_side() const noexcept {
     KernelSide* ks = kernel_.load(std::memory_order_acquire);
     return ks != nullptr && ks->live() ? ks : nullptr;
   }
+
+  /// The interposer hands `file` over to the kernel (fork, exec): every epoll item watching it
+  /// becomes a kernel member of its instance with the same events and data, registered through
+  /// `kernel_fd_for(item's fd)`, a descriptor of the kernel object now standing in its place
+  /// (-1: leave the item).
+  template <class KernelFdFor>
+  static void hand_over_watches(File& file, KernelFdFor&& kernel_fd_for) noexcept;
 
   /// Removal path C for one item: the watched file's last reference went.
   static void release_watch(Watch* w) noexcept;
@@ -146,7 +149,6 @@ class Instance final : public File {
   }
 
  private:
-  friend class KernelSide;  // adopts reserved_ep_
   Instance(int status_flags, LockMode mode) noexcept;
   ~Instance() override;
   void release() noexcept override;
@@ -250,8 +252,6 @@ class Instance final : public File {
 
   /// Set once (under g_nesting_mutex), freed by ~Instance.
   std::atomic<KernelSide*> kernel_{nullptr};
-  /// A kernel epoll for the kernel side to adopt (reserve_kernel_ep), until it does; -1: none.
-  int reserved_ep_ = -1;
 
 #if defined(UEPOLL_WITHOUT_LEGACY_MODE)
   // Built without the legacy mode, to measure what the mode's branch costs on the fine path.
@@ -311,6 +311,45 @@ bool check_in_flight_visited(const Instance* ep) noexcept;
 
 /// Number of times g_nesting_mutex was taken (tests: zero on the close paths in kFine mode).
 std::uint64_t global_mutex_acquisitions() noexcept;
+
+template <class KernelFdFor>
+void Instance::hand_over_watches(File& file, KernelFdFor&& kernel_fd_for) noexcept {
+  struct Item {
+    Instance* instance;
+    int fd;
+  };
+  std::vector<Item> items;
+  try {
+    rcu::ReadGuard rcu;  // the items and their instances outlive this walk
+    for (Watch* w = FileAccess::watchers(file).load(std::memory_order_acquire); w != nullptr;
+         w = w->file_next.load(std::memory_order_acquire)) {
+      if (w->instance->try_get_instance()) {
+        items.push_back(Item{w->instance, w->fd});
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    // No memory for the list: the items stay uepoll's.
+  }
+  for (Item& item : items) {
+    Instance* ep = item.instance;
+    epoll_event ev{};
+    bool found = false;
+    {
+      MutexLock lock(ep->ctl_mutex_);
+      if (Watch* w = ep->find(&file, item.fd)) {
+        ev.events = w->events.load(std::memory_order_relaxed);
+        ev.data.u64 = w->data;
+        found = true;
+      }
+    }
+    const int kfd = found ? kernel_fd_for(item.fd) : -1;
+    // The kernel member first, then the uepoll item goes: no moment without either.
+    if (kfd >= 0 && ep->ctl_kernel(EPOLL_CTL_ADD, kfd, &ev)) {
+      (void)ep->ctl(EPOLL_CTL_DEL, Ref<File>::share(&file), item.fd, epoll_event{});
+    }
+    ep->put_instance();
+  }
+}
 
 }  // namespace detail
 }  // namespace uepoll

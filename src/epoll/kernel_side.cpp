@@ -56,14 +56,21 @@ KernelSide* KernelSide::create(Instance* owner) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  ks->ep_ = owner->reserved_ep_ >= 0 ? std::exchange(owner->reserved_ep_, -1)
-                                      : sys::own_kernel_fd(sys::calls.epoll_create1(EPOLL_CLOEXEC));
-  ks->bell_.fd = sys::own_kernel_fd(sys::calls.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  // Under the interposer the program's descriptor for the instance is a kernel epoll already:
+  // the same one, so that kernel loops watching that descriptor see the instance's events.
+  ks->ep_ = sys::calls.kernel_twin_of != nullptr ? sys::calls.kernel_twin_of(owner) : -1;
+  if (ks->ep_ < 0) {
+    ks->ep_ = sys::own_kernel_fd(sys::calls.epoll_create1(EPOLL_CLOEXEC));
+  }
+  const int bell = sys::own_kernel_fd(sys::calls.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  {
+    MutexLock lock(ks->bell_.mu);
+    ks->bell_.fd = bell;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kernel_bell_tag();
-  if (ks->ep_ < 0 || ks->bell_.fd < 0 ||
-      sys::calls.epoll_ctl(ks->ep_, EPOLL_CTL_ADD, ks->bell_.fd, &ev) != 0) {
+  if (ks->ep_ < 0 || bell < 0 || sys::calls.epoll_ctl(ks->ep_, EPOLL_CTL_ADD, bell, &ev) != 0) {
     const int err = errno;
     delete ks;
     errno = err;
@@ -72,12 +79,15 @@ KernelSide* KernelSide::create(Instance* owner) noexcept {
   return ks;
 }
 
-KernelSide::~KernelSide() {
+KernelSide::~KernelSide() { close_fds(); }
+
+void KernelSide::close_fds() noexcept {
   if (ep_ >= 0) {
-    sys::close_own_kernel_fd(ep_);
+    sys::close_own_kernel_fd(std::exchange(ep_, -1));
   }
+  MutexLock lock(bell_.mu);
   if (bell_.fd >= 0) {
-    sys::close_own_kernel_fd(bell_.fd);
+    sys::close_own_kernel_fd(std::exchange(bell_.fd, -1));
   }
 }
 
@@ -89,13 +99,19 @@ void KernelSide::ring() noexcept {
 }
 
 void KernelSide::Bell::kick() noexcept {
-  const std::uint64_t one = 1;
-  // EAGAIN only at a count of 2^64-2, which means it is readable: all a ring needs.
-  [[maybe_unused]] ssize_t n = sys::calls.write(fd, &one, sizeof one);
+  {
+    MutexLock lock(mu);
+    if (fd >= 0) {
+      const std::uint64_t one = 1;
+      // EAGAIN only at a count of 2^64-2, which means it is readable: all a ring needs.
+      [[maybe_unused]] ssize_t n = sys::calls.write(fd, &one, sizeof one);
+    }
+  }
   owner->put_instance();
 }
 
 void KernelSide::silence() noexcept {
+  MutexLock lock(bell_.mu);
   std::uint64_t count;
   [[maybe_unused]] ssize_t n = sys::calls.read(bell_.fd, &count, sizeof count);
 }
@@ -337,6 +353,7 @@ Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxe
     return got;
   }
   int n = *got;
+  const int uepoll_first = kernel_first ? 0 : n;
   if (n < maxevents) {
     Result<int> more = second(events == nullptr ? nullptr : events + n, maxevents - n);
     if (!more) {
@@ -344,8 +361,10 @@ Result<int> Instance::harvest_both(KernelSide& ks, epoll_event* events, int maxe
     }
     n += *more;
   }
-  if (mirrored && !kernel_first && n < maxevents) {
-    // The uepoll side went first, before the items the kernel side queued: once more.
+  if (mirrored && !kernel_first && uepoll_first == 0 && n < maxevents) {
+    // The uepoll side went first, before the items the kernel side queued, and found nothing:
+    // once more. (Had it delivered an item, a second pass could deliver a level-triggered one
+    // twice; the queued items then wait for the next call.)
     Result<int> more = uepoll_side(events == nullptr ? nullptr : events + n, maxevents - n);
     if (more) {
       n += *more;

@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "uepoll/blocking.hpp"
+#include "uepoll/sync.hpp"
 
 namespace uepoll::detail {
 
@@ -57,6 +58,9 @@ class KernelSide {
   void ring() noexcept;
   /// Makes the bell unreadable (the uepoll side was found empty).
   void silence() noexcept;
+  /// Closes the kernel epoll and the bell at the instance's last close, so that no descriptor
+  /// of the instance outlives it; a bell write still pending afterwards does nothing.
+  void close_fds() noexcept;
 
   // --- guarded by the owner's ready lock ---
   int sleepers = 0;  // threads in epoll_pwait2 on `ep`
@@ -73,7 +77,8 @@ class KernelSide {
   class Bell final : public Kickable {
    public:
     Instance* owner = nullptr;
-    int fd = -1;
+    Mutex mu{LockLevel::kLeaf};  // a write against close_fds(): never to a closed number
+    int fd UEPOLL_GUARDED_BY(mu) = -1;
     bool request() noexcept { return kick_soon(); }
     void kick() noexcept override;  // writes the eventfd, then drops the owner reference
   };

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <utility>
 
+#include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 
@@ -71,6 +73,18 @@ class EventFd final : public File {
       return sizeof value;
     };
     return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt, fail);
+  }
+
+  Result<void> hand_over(const KernelTwin& twin) noexcept override {
+    std::uint64_t count;
+    {
+      SpinGuard guard(lock_);
+      count = std::exchange(count_, 0);
+    }
+    if (count > 0 && sys::calls.write(twin.fd, &count, sizeof count) != sizeof count) {
+      return Error{errno};
+    }
+    return {};
   }
 
  private:

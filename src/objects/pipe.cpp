@@ -13,6 +13,11 @@
 #include <cstring>
 #include <memory>
 
+#include <fcntl.h>
+
+#include <cstdio>
+
+#include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 
@@ -232,6 +237,36 @@ class PipeEnd final : public File {
       return Error{EAGAIN};  // full
     }
     return put;
+  }
+
+  // The unread pages go into the kernel pipe through a write end of its own, opened through
+  // /proc (the program's write end may be gone); they fit, the capacities being equal.
+  Result<void> hand_over(const KernelTwin& twin) noexcept override {
+    if (!readable()) {
+      return {};  // the data belongs to the read end
+    }
+    PipeState& p = *state_;
+    MutexLock guard(p.lock);
+    if (p.empty()) {
+      return {};
+    }
+    char path[40];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", twin.fd);
+    const int writer = ::open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (writer < 0) {
+      return Error{errno};
+    }
+    int error = 0;
+    for (; !p.empty() && error == 0; ++p.tail) {
+      auto& slot = p.slots[p.tail % kSlots];
+      if (sys::calls.write(writer, slot.page.get() + slot.offset, slot.len) !=
+          static_cast<ssize_t>(slot.len)) {
+        error = errno;
+      }
+      slot.len = 0;
+    }
+    sys::calls.close(writer);
+    return error == 0 ? Result<void>{} : Result<void>(Error{error});
   }
 
   PipeState* state_;

@@ -311,6 +311,43 @@ class UnixStream final : public File {
     }
   }
 
+  Ref<File> connected_peer() noexcept override {
+    UnixPair& p = *pair_;
+    SpinGuard guard(p.lock);
+    UnixStream* peer = p.end[1 - me_].sock;
+    return peer != nullptr && peer->try_get() ? Ref<File>::adopt(peer) : nullptr;
+  }
+
+  // What this end has not read goes into the kernel socketpair through the kernel peer (the
+  // kernel queues it at our kernel end); then our shutdowns. Without a kernel peer (the other
+  // end is closed) unread data cannot be handed over.
+  Result<void> hand_over(const KernelTwin& twin) noexcept override {
+    UnixPair& p = *pair_;
+    Chunk* unread;
+    unsigned shut;
+    {
+      SpinGuard guard(p.lock);
+      unread = p.end[me_].rx.take_all();
+      shut = p.end[me_].shutdown;
+    }
+    int error = 0;
+    for (Chunk* c = unread; c != nullptr && error == 0; c = c->next) {
+      if (twin.peer_fd < 0 ||
+          ::send(twin.peer_fd, c->data() + c->begin, c->size(), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+              static_cast<ssize_t>(c->size())) {
+        error = twin.peer_fd < 0 ? EPIPE : errno;
+      }
+    }
+    Chunk::destroy_list(unread);
+    if ((shut & kSendShutdown) != 0) {
+      ::shutdown(twin.fd, SHUT_WR);
+    }
+    if ((shut & kRcvShutdown) != 0) {
+      ::shutdown(twin.fd, SHUT_RD);
+    }
+    return error == 0 ? Result<void>{} : Result<void>(Error{error});
+  }
+
  private:
   static Result<void> validate_unix_address(const sockaddr* addr, socklen_t len) noexcept {
     if (len <= offsetof(sockaddr_un, sun_path) || len > sizeof(sockaddr_un) ||

@@ -14,6 +14,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <spawn.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -53,15 +54,13 @@ int create_epoll(int flags) noexcept {
   if (fd < 0) {
     return fd;
   }
+  // The instance's kernel side, if it ever needs one, will be this kernel epoll
+  // (kernel_twin_of in preload.cpp): kernel event loops watching `fd` then see its events.
   Result<Ref<File>> made = detail::Instance::create(0, table().lock_mode());
-  // The instance's kernel side, when it needs one, is this same kernel epoll: kernel event loops
-  // that watch the program's descriptor see its events. It keeps its own descriptor for it.
-  const int own = made ? sys::own_kernel_fd(libc().fcntl(fd, F_DUPFD_CLOEXEC, 0)) : -1;
-  if (own < 0) {
+  if (!made) {
     libc().close(fd);
-    return fail(ENOMEM);
+    return fail(made.error());
   }
-  detail::Instance::from(made->get())->reserve_kernel_ep(own);
   return place(fd, std::move(made.value()), (flags & EPOLL_CLOEXEC) != 0);
 }
 
@@ -695,6 +694,58 @@ int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const struct timespec*
   return select_through_poll(nfds, rd, wr, ex,
                              timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
                              sigmask);
+}
+
+// --- new processes and new images ------------------------------------------------------------
+// Before a child can share them, or a new image inherit them, uepoll's objects become the kernel
+// objects behind them (handover.cpp).
+
+static void before_new_process() {
+  if (config().objects) {
+    hand_over_all();
+  }
+}
+
+pid_t fork() noexcept {
+  before_new_process();
+  return libc().fork();
+}
+
+pid_t vfork() noexcept {
+  // As fork: a vfork child would run the interposer on the parent's memory, its table included.
+  return fork();
+}
+
+int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
+                const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  before_new_process();
+  return libc().posix_spawn(pid, path, actions, attr, argv, envp);
+}
+
+int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
+                 const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  before_new_process();
+  return libc().posix_spawnp(pid, file, actions, attr, argv, envp);
+}
+
+int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+  before_new_process();
+  return libc().execve(path, argv, envp);
+}
+
+int execv(const char* path, char* const argv[]) noexcept {
+  before_new_process();
+  return libc().execv(path, argv);
+}
+
+int execvp(const char* file, char* const argv[]) noexcept {
+  before_new_process();
+  return libc().execvp(file, argv);
+}
+
+int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+  before_new_process();
+  return libc().execvpe(file, argv, envp);
 }
 
 // --- the raw system call path ------------------------------------------------------------------

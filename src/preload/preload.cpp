@@ -66,6 +66,12 @@ Libc resolve() noexcept {
   UEPOLL_NEXT(getpeername);
   UEPOLL_NEXT(syscall);
   UEPOLL_NEXT(fork);
+  UEPOLL_NEXT(posix_spawn);
+  UEPOLL_NEXT(posix_spawnp);
+  UEPOLL_NEXT(execve);
+  UEPOLL_NEXT(execv);
+  UEPOLL_NEXT(execvp);
+  UEPOLL_NEXT(execvpe);
 #undef UEPOLL_NEXT
   return l;
 }
@@ -94,7 +100,7 @@ void mark_internal(int fd, bool on) noexcept {
 // Moves one of uepoll's own new descriptors up, out of the way of the numbers the program gets
 // (lowest free first), and marks it.
 int adopt_own_fd(int fd) noexcept {
-  const int high = g_libc.fcntl(fd, F_DUPFD_CLOEXEC, g_internal_base);
+  const int high = fd >= g_internal_base ? -1 : g_libc.fcntl(fd, F_DUPFD_CLOEXEC, g_internal_base);
   if (high >= 0) {
     g_libc.close(fd);
     fd = high;
@@ -104,6 +110,23 @@ int adopt_own_fd(int fd) noexcept {
 }
 
 void forget_own_fd(int fd) noexcept { mark_internal(fd, false); }
+
+// An own descriptor of the kernel epoll behind one of the program's descriptors for `instance`.
+int kernel_twin_of(const void* instance) noexcept {
+  // No references taken: this runs under the nesting mutex, where dropping one is not allowed.
+  const int found = table().fds().find_number(static_cast<const File*>(instance));
+  if (found < 0) {
+    return -1;
+  }
+  int fd = g_libc.fcntl(found, F_DUPFD_CLOEXEC, g_internal_base);
+  if (fd < 0) {
+    fd = g_libc.fcntl(found, F_DUPFD_CLOEXEC, 0);  // nothing free up there: anywhere
+  }
+  if (fd >= 0) {
+    mark_internal(fd, true);
+  }
+  return fd;
+}
 
 bool env_is(const char* name, const char* value) noexcept {
   const char* v = std::getenv(name);
@@ -126,6 +149,7 @@ void initialize() noexcept {
   sys::calls.syscall = g_libc.syscall;
   sys::calls.adopt_own_fd = &adopt_own_fd;
   sys::calls.forget_own_fd = &forget_own_fd;
+  sys::calls.kernel_twin_of = &kernel_twin_of;
 
   g_config.objects = !env_is("UEPOLL_PRELOAD_OBJECTS", "0");
   g_config.loopback = env_is("UEPOLL_PRELOAD_INET", "loopback");

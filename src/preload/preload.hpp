@@ -32,6 +32,10 @@ inline bool ours(int fd) noexcept { return fd >= 0 && table().fds().occupied(fd)
 /// True when `fd` is one of uepoll's own kernel descriptors, which the program must not see.
 bool internal(int fd) noexcept;
 
+/// Hands every uepoll object but epoll instances over to the kernel object behind it (before
+/// fork, vfork, posix_spawn, exec): handover.cpp.
+void hand_over_all() noexcept;
+
 /// A uepoll descriptor's object, or null.
 inline Ref<File> object(int fd) noexcept { return fd >= 0 ? table().get(fd) : nullptr; }
 

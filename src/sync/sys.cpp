@@ -9,7 +9,7 @@ namespace uepoll::sys {
 Calls calls = {
     ::close, ::read,         ::write,        ::eventfd, ::ppoll, ::epoll_create1,
     ::epoll_ctl, ::epoll_wait, ::epoll_pwait2, ::fcntl,   ::syscall,
-    nullptr,     nullptr,
+    nullptr,     nullptr,        nullptr,
 };
 
 }  // namespace uepoll::sys

@@ -31,6 +31,9 @@ struct Calls {
   // against the program's close, dup2 and close_range until uepoll closes it.
   int (*adopt_own_fd)(int fd);
   void (*forget_own_fd)(int fd);
+  // For an epoll instance that gets a kernel side: a new own descriptor of the kernel epoll that
+  // already stands for it (the interposer's reservation), or -1 to make a new one.
+  int (*kernel_twin_of)(const void* instance);
 };
 
 /// Written only while the process is single-threaded (static initialisation, the interposer's
