@@ -57,6 +57,36 @@ class FdTable {
     std::atomic<File*>* s = slot(fd);
     return s != nullptr && s->load(std::memory_order_relaxed) != nullptr;
   }
+  /// Calls `fn(fd, ref)` for every open descriptor, lowest first (a snapshot: no lock is held
+  /// while `fn` runs, and descriptors may change meanwhile).
+  template <class Fn>
+  void for_each(Fn&& fn) const noexcept {
+    const int chunks = (limit_ + kChunkSize - 1) / kChunkSize;
+    for (int c = 0; chunks_ && c < chunks; ++c) {
+      if (chunks_[c].load(std::memory_order_acquire) == nullptr) {
+        continue;
+      }
+      for (int i = 0; i < kChunkSize; ++i) {
+        const int fd = c * kChunkSize + i;
+        if (Ref<File> f = get(fd)) {
+          fn(fd, std::move(f));
+        }
+      }
+    }
+  }
+  /// The lowest descriptor that holds `file` (compared by address, no reference taken), or -1.
+  int find_number(const File* file) const noexcept {
+    const int chunks = (limit_ + kChunkSize - 1) / kChunkSize;
+    for (int c = 0; chunks_ && c < chunks; ++c) {
+      const Chunk* chunk = chunks_[c].load(std::memory_order_acquire);
+      for (int i = 0; chunk != nullptr && i < kChunkSize; ++i) {
+        if (chunk->files[i].load(std::memory_order_relaxed) == file) {
+          return c * kChunkSize + i;
+        }
+      }
+    }
+    return -1;
+  }
   /// F_GETFD / F_SETFD.
   Result<bool> cloexec(int fd) const noexcept UEPOLL_EXCLUDES(mu_);
   Result<void> set_cloexec(int fd, bool cloexec) noexcept UEPOLL_EXCLUDES(mu_);

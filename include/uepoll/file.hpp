@@ -139,6 +139,20 @@ class File {
   virtual Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept;
   virtual Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept;
 
+  // --- handing an object over to the kernel (the interposer: fork, exec) ---
+  /// Where an object's state goes: the kernel object of the same kind that stands behind its
+  /// descriptor, and, for one end of a pair, the kernel object behind the other end (-1: none).
+  struct KernelTwin {
+    int fd = -1;
+    int peer_fd = -1;
+  };
+  /// Moves what the object holds (unread data, a counter, shutdown states) into its kernel
+  /// twin, so that the program goes on with the kernel object in its place. EOPNOTSUPP (the
+  /// default): the object cannot be handed over.
+  virtual Result<void> hand_over(const KernelTwin& twin) noexcept;
+  /// The other end of a connected pair (socketpair), while it lives; null otherwise.
+  virtual Ref<File> connected_peer() noexcept { return nullptr; }
+
   // --- status flags (fcntl F_GETFL/F_SETFL) ---
   int access_mode() const noexcept { return access_mode_; }
   bool readable() const noexcept { return access_mode_ != O_WRONLY; }
