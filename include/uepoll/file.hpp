@@ -124,6 +124,9 @@ class File {
 
   virtual Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept;
   virtual Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept;
+  /// ioctl FIONREAD (SIOCINQ): the bytes a read could take now. ENOTTY (the default) where
+  /// Linux has no such ioctl (eventfd, epoll).
+  virtual Result<size_t> readable_bytes() noexcept;
 
   // Socket operations; the defaults fail with ENOTSOCK like a non-socket descriptor.
   virtual Result<void> bind(const sockaddr* addr, socklen_t len) noexcept;
@@ -135,6 +138,7 @@ class File {
   virtual Result<void> getsockopt(int level, int name, void* val, socklen_t* len) noexcept;
   virtual Result<void> setsockopt(int level, int name, const void* val, socklen_t len) noexcept;
   virtual Result<void> getsockname(sockaddr* addr, socklen_t* len) noexcept;
+  virtual Result<void> getpeername(sockaddr* addr, socklen_t* len) noexcept;
   virtual Result<void> shutdown(int how) noexcept;
   virtual Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept;
   virtual Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept;

@@ -75,11 +75,14 @@ class Process {
   Result<void> getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept;
   Result<void> setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept;
   Result<void> getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept;
+  Result<void> getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept;
   Result<void> shutdown(int fd, int how) noexcept;
 
   // descriptors and I/O
   Result<size_t> read(int fd, void* buf, size_t count) noexcept;
   Result<size_t> write(int fd, const void* buf, size_t count) noexcept;
+  /// ioctl(fd, FIONREAD): the bytes a read could take now.
+  Result<size_t> readable_bytes(int fd) noexcept;
   Result<size_t> recv(int fd, void* buf, size_t len, int flags) noexcept;
   Result<size_t> send(int fd, const void* buf, size_t len, int flags) noexcept;
   Result<void> close(int fd) noexcept;

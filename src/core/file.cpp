@@ -79,6 +79,8 @@ Result<void> File::setsockopt(int, int, const void*, socklen_t) noexcept {
   return Error{ENOTSOCK};
 }
 Result<void> File::getsockname(sockaddr*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
+Result<void> File::getpeername(sockaddr*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
+Result<size_t> File::readable_bytes() noexcept { return Error{ENOTTY}; }
 Result<void> File::shutdown(int) noexcept { return Error{ENOTSOCK}; }
 Result<size_t> File::recv(void*, size_t, IoFlags) noexcept { return Error{ENOTSOCK}; }
 Result<size_t> File::send(const void*, size_t, IoFlags) noexcept { return Error{ENOTSOCK}; }

@@ -97,6 +97,8 @@ class Instance final : public File {
   static Instance* from(File* f) noexcept { return static_cast<Instance*>(f); }
 
   PollMask poll(PollTable* table) noexcept override { return poll_nested(table, 0); }
+  /// FIONREAD: an epoll's ioctl (Linux 6.9 and later) knows only the busy-poll parameters.
+  Result<size_t> readable_bytes() noexcept override { return Error{EINVAL}; }
 
   /// epoll_ctl after the descriptor checks: `event` is already copied and checked.
   Result<void> ctl(int op, Ref<File> target, int fd, const epoll_event& event) noexcept

@@ -456,6 +456,8 @@ class InetSocket final : public File {
   Result<void> getsockopt(int level, int name, void* val, socklen_t* len) noexcept override;
   Result<void> setsockopt(int level, int name, const void* val, socklen_t len) noexcept override;
   Result<void> getsockname(sockaddr* addr, socklen_t* len) noexcept override;
+  Result<void> getpeername(sockaddr* addr, socklen_t* len) noexcept override;
+  Result<size_t> readable_bytes() noexcept override;
   Result<void> shutdown(int how) noexcept override;
   Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept override;
   Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept override;
@@ -743,6 +745,38 @@ Result<void> InetSocket::getsockname(sockaddr* addr, socklen_t* len) noexcept {
   sockaddr_storage ss;
   socklen_t size = to_sockaddr(family_, e, &ss);
   return put_sockaddr(addr, len, &ss, size);
+}
+
+// Linux answers ENOTCONN unless a connection exists and has not reached TCP_CLOSE.
+Result<void> InetSocket::getpeername(sockaddr* addr, socklen_t* len) noexcept {
+  Endpoint e;
+  {
+    SpinGuard guard(lock_);
+    int s;
+    InetConn* c = conn(&s);
+    if (c == nullptr) {
+      return Error{ENOTCONN};
+    }
+    SpinGuard conn_guard(c->lock);
+    if (c->side[s].closed) {
+      return Error{ENOTCONN};
+    }
+    e = remote_;
+  }
+  sockaddr_storage ss;
+  socklen_t size = to_sockaddr(family_, e, &ss);
+  return put_sockaddr(addr, len, &ss, size);
+}
+
+// SIOCINQ: EINVAL on a listener, else the unread bytes (none before a connection exists).
+Result<size_t> InetSocket::readable_bytes() noexcept {
+  int s;
+  if (InetConn* c = conn(&s); c != nullptr) {
+    SpinGuard guard(c->lock);
+    return c->side[s].rx.bytes();
+  }
+  SpinGuard guard(lock_);
+  return mode_ == Mode::kListen ? Result<size_t>(Error{EINVAL}) : Result<size_t>(size_t{0});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -143,6 +143,16 @@ class PipeEnd final : public File {
     }
   }
 
+  Result<size_t> readable_bytes() noexcept override {
+    PipeState& p = *state_;  // either end answers, as Linux's pipe_ioctl
+    MutexLock guard(p.lock);
+    size_t n = 0;
+    for (unsigned i = p.tail; i != p.head; ++i) {
+      n += p.slots[i % kSlots].len;
+    }
+    return n;
+  }
+
  protected:
   void release() noexcept override {
     PipeState& p = *state_;

@@ -228,16 +228,24 @@ class UnixStream final : public File {
   }
 
   Result<void> getsockname(sockaddr* addr, socklen_t* len) noexcept override {
-    sockaddr_un un{};
-    un.sun_family = AF_UNIX;
-    socklen_t size = sizeof(sa_family_t);
-    if (unsigned id = autobind_.load(std::memory_order_acquire); id != 0) {
-      char name[8];
-      std::snprintf(name, sizeof name, "%05x", (id - 1) & 0xfffff);
-      std::memcpy(un.sun_path + 1, name, 5);  // an abstract name: a NUL, then 5 hex digits
-      size += 6;
+    return put_address(autobind_.load(std::memory_order_acquire), addr, len);
+  }
+
+  // A socketpair stays connected to its peer's socket even after the peer closed, as Linux's.
+  Result<void> getpeername(sockaddr* addr, socklen_t* len) noexcept override {
+    unsigned id = 0;
+    {
+      SpinGuard guard(pair_->lock);
+      if (const UnixStream* peer = pair_->end[1 - me_].sock; peer != nullptr) {
+        id = peer->autobind_.load(std::memory_order_acquire);
+      }
     }
-    return put_sockaddr(addr, len, &un, size);
+    return put_address(id, addr, len);
+  }
+
+  Result<size_t> readable_bytes() noexcept override {
+    SpinGuard guard(pair_->lock);
+    return pair_->end[me_].rx.bytes();
   }
 
   // AF_UNIX names live in the file system or the abstract namespace, neither of which uepoll
@@ -373,6 +381,20 @@ class UnixStream final : public File {
   WaitQueue queue_;
   SockOptions opts_;
   std::atomic<unsigned> autobind_{0};  // 0: unbound; else 1 + the autobind number
+
+  // An address as Linux's unix_getname gives it: the family alone, or an autobind's name.
+  static Result<void> put_address(unsigned autobind, sockaddr* addr, socklen_t* len) noexcept {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    socklen_t size = sizeof(sa_family_t);
+    if (autobind != 0) {
+      char name[8];
+      std::snprintf(name, sizeof name, "%05x", (autobind - 1) & 0xfffff);
+      std::memcpy(un.sun_path + 1, name, 5);  // an abstract name: a NUL, then 5 hex digits
+      size += 6;
+    }
+    return put_sockaddr(addr, len, &un, size);
+  }
 };
 
 Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {

@@ -40,11 +40,11 @@ void hand_over_all() noexcept {
   std::vector<Entry> taken;
   try {
     for (Entry& e : entries) {
-      taken.push_back(Entry{e.fd, table().fds().take(e.fd)});
+      taken.push_back(Entry{e.fd, uninstall(e.fd)});
     }
   } catch (const std::bad_alloc&) {
     for (Entry& e : taken) {  // put back what was taken: the objects stay uepoll's
-      (void)table().fds().place(e.fd, std::move(e.file), false);
+      (void)install(e.fd, std::move(e.file), false);
     }
     return;
   }
@@ -58,7 +58,7 @@ void hand_over_all() noexcept {
       // Not possible (an in-process socket): every descriptor of it goes back into the table.
       for (Entry& t : taken) {
         if (t.file.get() == e.file.get() && t.file) {
-          (void)table().fds().place(t.fd, std::move(t.file), false);  // had its slot: cannot fail
+          (void)install(t.fd, std::move(t.file), false);  // had its slot: cannot fail
         }
       }
       continue;

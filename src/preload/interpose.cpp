@@ -18,6 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -42,7 +44,7 @@ int fail(int error) noexcept {
 // Installs `file` at the number the kernel gave its reservation; on failure closes the
 // reservation (the object dies with the last Ref).
 int place(int fd, Ref<File> file, bool cloexec) noexcept {
-  if (Result<void> placed = table().fds().place(fd, std::move(file), cloexec); !placed) {
+  if (Result<void> placed = install(fd, std::move(file), cloexec); !placed) {
     libc().close(fd);
     return fail(placed.error());
   }
@@ -78,7 +80,7 @@ int place_pair(int fds[2], Result<FilePair> pair, bool cloexec) noexcept {
   }
   if (place(fds[1], std::move(pair->second), cloexec) < 0) {
     const int error = errno;
-    table().fds().take(fds[0]);
+    uninstall(fds[0]);
     libc().close(fds[0]);
     return fail(error);
   }
@@ -94,7 +96,7 @@ int copy_slot(int from, int to, bool cloexec) noexcept {
       return -1;
     }
   } else {
-    table().fds().take(to);  // a kernel descriptor now: whatever uepoll had there is gone
+    uninstall(to);  // a kernel descriptor now: whatever uepoll had there is gone
   }
   return to;
 }
@@ -111,7 +113,9 @@ int close_range_around_own(unsigned first, unsigned last, int flags) noexcept {
         if ((flags & CLOSE_RANGE_CLOEXEC) == 0) {
           for (unsigned u = from; u <= to && u < static_cast<unsigned>(table().fds().limit());
                ++u) {
-            table().fds().take(static_cast<int>(u));
+            if (ours(static_cast<int>(u))) {
+              uninstall(static_cast<int>(u));
+            }
           }
         }
         if (libc().close_range(from, to, flags) != 0) {
@@ -254,6 +258,7 @@ bool valid_timespec(const timespec& ts) noexcept {
 using namespace uepoll::preload;  // NOLINT: the C functions below are this file's whole point
 using uepoll::Ref;
 using uepoll::File;
+using uepoll::Result;
 using uepoll::Timeout;
 
 extern "C" {
@@ -369,7 +374,7 @@ int close(int fd) {
     return libc().close(fd);
   }
   // Out of the table first: once the kernel frees the number, it may hand it out again.
-  Ref<File> f = table().fds().take(fd);
+  Ref<File> f = uninstall(fd);
   const int rc = libc().close(fd);
   f.reset();  // the last reference runs the release path here
   return rc;
@@ -464,7 +469,8 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   va_start(ap, request);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (Ref<File> f = object(fd); f && request == FIONBIO) {
+  Ref<File> f = object(fd);
+  if (f && request == FIONBIO) {
     if (arg == nullptr) {
       return fail(EFAULT);
     }
@@ -472,7 +478,18 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
     const int flags = f->status_flags();
     f->set_status_flags(on != 0 ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
   }
-  return libc().ioctl(fd, request, arg);
+  if (f && request == FIONREAD) {
+    Result<size_t> n = f->readable_bytes();
+    if (!n) {
+      return fail(n.error());
+    }
+    if (arg == nullptr) {
+      return fail(EFAULT);
+    }
+    *static_cast<int*>(arg) = static_cast<int>(std::min<size_t>(*n, INT_MAX));
+    return 0;
+  }
+  return libc().ioctl(fd, request, arg);  // the rest: the reservation's (FIOCLEX, ...)
 }
 
 // --- I/O ---------------------------------------------------------------------------------------
@@ -605,12 +622,19 @@ int getsockname(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
                   : libc().getsockname(fd, addr, len);
 }
 
+int getpeername(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
+  return ours(fd) ? errno_of(table().getpeername(fd, addr, len))
+                  : libc().getpeername(fd, addr, len);
+}
+
 // --- waiting -----------------------------------------------------------------------------------
 
 // glibc declares poll()'s array write-only (for FORTIFY), so GCC takes our reads of it for reads
 // of uninitialised memory.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 int poll(struct pollfd* fds, nfds_t nfds, int timeout) {
   if (!any_ours(fds, nfds)) {
@@ -648,7 +672,9 @@ int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
   return ppoll(fds, nfds, timeout, sigmask);
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 static bool any_ours_in(int nfds, const fd_set* rd, const fd_set* wr, const fd_set* ex) {
   for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {

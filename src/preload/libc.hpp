@@ -64,7 +64,4 @@ struct Libc {
   int (*execvpe)(const char*, char* const[], char* const[]);
 };
 
-/// Resolved before main (and on first use by anything that runs earlier).
-const Libc& libc() noexcept;
-
 }  // namespace uepoll::preload

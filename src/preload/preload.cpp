@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "preload/libc.hpp"
 #include "sync/sys.hpp"
@@ -76,40 +77,27 @@ Libc resolve() noexcept {
   return l;
 }
 
-Libc g_libc;
-Config g_config;
-std::atomic<bool> g_ready{false};
+int g_own_base = 0;  // uepoll's own descriptors go at or above this number
 
-// uepoll's own kernel descriptors: one bit per number (2^20 numbers, as FdTable::kMaxLimit).
-constexpr int kMaxFds = 1 << 20;
-std::atomic<std::uint64_t> g_internal[kMaxFds / 64];
-int g_internal_base = 0;  // own descriptors go at or above this number
-
-void mark_internal(int fd, bool on) noexcept {
-  if (fd < 0 || fd >= kMaxFds) {
-    return;
-  }
-  const std::uint64_t bit = std::uint64_t{1} << (fd % 64);
-  if (on) {
-    g_internal[fd / 64].fetch_or(bit, std::memory_order_release);
-  } else {
-    g_internal[fd / 64].fetch_and(~bit, std::memory_order_release);
+void mark(int fd, Kind kind) noexcept {
+  if (fd >= 0 && fd < kMaxFds) {
+    std::atomic_ref<Kind>(g_hot.kind[fd]).store(kind, std::memory_order_release);
   }
 }
 
 // Moves one of uepoll's own new descriptors up, out of the way of the numbers the program gets
 // (lowest free first), and marks it.
 int adopt_own_fd(int fd) noexcept {
-  const int high = fd >= g_internal_base ? -1 : g_libc.fcntl(fd, F_DUPFD_CLOEXEC, g_internal_base);
+  const int high = fd >= g_own_base ? -1 : g_hot.libc.fcntl(fd, F_DUPFD_CLOEXEC, g_own_base);
   if (high >= 0) {
-    g_libc.close(fd);
+    g_hot.libc.close(fd);
     fd = high;
   }
-  mark_internal(fd, true);
+  mark(fd, Kind::kOwn);
   return fd;
 }
 
-void forget_own_fd(int fd) noexcept { mark_internal(fd, false); }
+void forget_own_fd(int fd) noexcept { mark(fd, Kind::kKernel); }
 
 // An own descriptor of the kernel epoll behind one of the program's descriptors for `instance`.
 int kernel_twin_of(const void* instance) noexcept {
@@ -118,13 +106,11 @@ int kernel_twin_of(const void* instance) noexcept {
   if (found < 0) {
     return -1;
   }
-  int fd = g_libc.fcntl(found, F_DUPFD_CLOEXEC, g_internal_base);
+  int fd = g_hot.libc.fcntl(found, F_DUPFD_CLOEXEC, g_own_base);
   if (fd < 0) {
-    fd = g_libc.fcntl(found, F_DUPFD_CLOEXEC, 0);  // nothing free up there: anywhere
+    fd = g_hot.libc.fcntl(found, F_DUPFD_CLOEXEC, 0);  // nothing free up there: anywhere
   }
-  if (fd >= 0) {
-    mark_internal(fd, true);
-  }
+  mark(fd, Kind::kOwn);
   return fd;
 }
 
@@ -134,29 +120,29 @@ bool env_is(const char* name, const char* value) noexcept {
 }
 
 void initialize() noexcept {
-  g_libc = resolve();
+  g_hot.libc = resolve();
   // From now on uepoll's own system calls reach libc, not this library's definitions.
-  sys::calls.close = g_libc.close;
-  sys::calls.read = g_libc.read;
-  sys::calls.write = g_libc.write;
-  sys::calls.eventfd = g_libc.eventfd;
-  sys::calls.ppoll = g_libc.ppoll;
-  sys::calls.epoll_create1 = g_libc.epoll_create1;
-  sys::calls.epoll_ctl = g_libc.epoll_ctl;
-  sys::calls.epoll_wait = g_libc.epoll_wait;
-  sys::calls.epoll_pwait2 = g_libc.epoll_pwait2;
-  sys::calls.fcntl = g_libc.fcntl;
-  sys::calls.syscall = g_libc.syscall;
+  sys::calls.close = g_hot.libc.close;
+  sys::calls.read = g_hot.libc.read;
+  sys::calls.write = g_hot.libc.write;
+  sys::calls.eventfd = g_hot.libc.eventfd;
+  sys::calls.ppoll = g_hot.libc.ppoll;
+  sys::calls.epoll_create1 = g_hot.libc.epoll_create1;
+  sys::calls.epoll_ctl = g_hot.libc.epoll_ctl;
+  sys::calls.epoll_wait = g_hot.libc.epoll_wait;
+  sys::calls.epoll_pwait2 = g_hot.libc.epoll_pwait2;
+  sys::calls.fcntl = g_hot.libc.fcntl;
+  sys::calls.syscall = g_hot.libc.syscall;
   sys::calls.adopt_own_fd = &adopt_own_fd;
   sys::calls.forget_own_fd = &forget_own_fd;
   sys::calls.kernel_twin_of = &kernel_twin_of;
 
-  g_config.objects = !env_is("UEPOLL_PRELOAD_OBJECTS", "0");
-  g_config.loopback = env_is("UEPOLL_PRELOAD_INET", "loopback");
+  g_hot.config.objects = !env_is("UEPOLL_PRELOAD_OBJECTS", "0");
+  g_hot.config.loopback = env_is("UEPOLL_PRELOAD_INET", "loopback");
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 256) {
     const rlim_t limit = rl.rlim_cur < kMaxFds ? rl.rlim_cur : kMaxFds;
-    g_internal_base = static_cast<int>(limit - limit / 4);
+    g_own_base = static_cast<int>(limit - limit / 4);
   }
 }
 
@@ -166,23 +152,18 @@ void initialize() noexcept {
 
 }  // namespace
 
+// Trivial: zero-initialised before anything runs, never constructed or destroyed afterwards.
+static_assert(std::is_trivially_default_constructible_v<Hot> &&
+              std::is_trivially_destructible_v<Hot>);
+Hot g_hot;
+
 void init() noexcept {
-  if (g_ready.load(std::memory_order_acquire)) {
+  if (std::atomic_ref<bool>(g_hot.ready).load(std::memory_order_acquire)) {
     return;
   }
   static const bool done = (initialize(), true);  // one thread initialises, the others wait
   (void)done;
-  g_ready.store(true, std::memory_order_release);
-}
-
-const Libc& libc() noexcept {
-  init();
-  return g_libc;
-}
-
-const Config& config() noexcept {
-  init();
-  return g_config;
+  std::atomic_ref<bool>(g_hot.ready).store(true, std::memory_order_release);
 }
 
 Process& table() noexcept {
@@ -191,9 +172,18 @@ Process& table() noexcept {
   return *process;
 }
 
-bool internal(int fd) noexcept {
-  return fd >= 0 && fd < kMaxFds &&
-         (g_internal[fd / 64].load(std::memory_order_acquire) >> (fd % 64) & 1) != 0;
+Result<void> install(int fd, Ref<File> file, bool cloexec) noexcept {
+  if (Result<void> placed = table().fds().place(fd, std::move(file), cloexec); !placed) {
+    return placed;
+  }
+  mark(fd, Kind::kUepoll);
+  return {};
+}
+
+Ref<File> uninstall(int fd) noexcept {
+  Ref<File> file = table().fds().take(fd);
+  mark(fd, Kind::kKernel);
+  return file;
 }
 
 }  // namespace uepoll::preload

@@ -1,6 +1,6 @@
 // The interposer's state: its configuration, the table of the program's uepoll descriptors, and
 // the registry of uepoll's own kernel descriptors. See docs/interposer.md.
-//
+///
 // The table is a uepoll::Process whose descriptor numbers are the kernel's: every uepoll object
 // the program gets is backed by a kernel descriptor of the same kind (a reservation: an epoll, an
 // eventfd, a pipe, a socketpair), so the kernel picks the number, and numbering, EMFILE,
@@ -8,29 +8,83 @@
 // kernel descriptor: the call goes to libc untouched.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 
+#include "preload/libc.hpp"
 #include "uepoll/process.hpp"
 
 namespace uepoll::preload {
 
 struct Config {
-  bool objects = true;   // UEPOLL_PRELOAD_OBJECTS != 0: eventfd, pipe, AF_UNIX socketpair
-  bool loopback = false;  // UEPOLL_PRELOAD_INET=loopback: in-process AF_INET/AF_INET6 streams
+  bool objects;   // UEPOLL_PRELOAD_OBJECTS != 0: eventfd, pipe, AF_UNIX socketpair
+  bool loopback;  // UEPOLL_PRELOAD_INET=loopback: in-process AF_INET/AF_INET6 streams
 };
+
+/// What a descriptor number is, as far as the interposer is concerned.
+enum class Kind : std::uint8_t {
+  kKernel = 0,  // the program's kernel descriptor, or nothing: libc answers
+  kUepoll,      // the program's uepoll descriptor: the table answers
+  kOwn,         // one of uepoll's own kernel descriptors, hidden from the program
+};
+
+/// Descriptor numbers the interposer tracks (FdTable::kMaxLimit).
+inline constexpr int kMaxFds = 1 << 20;
+
+/// Everything a call on a kernel descriptor reads before it reaches libc, in one page: the
+/// first 4K numbers' kinds sit beside libc's entry points. After a system call (which, on a
+/// kernel with page-table isolation and no PCID, empties the TLB) each page touched again is a
+/// page walk; this keeps a passed-through call at one data page.
+///
+/// Trivial, so that it is all zeros before any code runs (an interposed call can come before
+/// this library's constructors); `ready` and `kind` are accessed through std::atomic_ref.
+struct alignas(4096) Hot {
+  bool ready;          // libc and config are set
+  Libc libc;
+  Config config;
+  Kind kind[kMaxFds];  // written after the table changes, read without locks
+};
+[[gnu::visibility("hidden")]] extern Hot g_hot;
 
 /// Loads the configuration and resolves libc; idempotent, cheap after the first call.
 void init() noexcept;
-const Config& config() noexcept;
+
+/// The next definitions of the functions the interposer stands in for (libc's).
+inline const Libc& libc() noexcept {
+  if (!std::atomic_ref<bool>(g_hot.ready).load(std::memory_order_acquire)) [[unlikely]] {
+    init();
+  }
+  return g_hot.libc;
+}
+
+inline const Config& config() noexcept {
+  (void)libc();
+  return g_hot.config;
+}
 
 /// The program's uepoll descriptors, numbered as the kernel numbers them.
 Process& table() noexcept;
 
-/// True when `fd` is a uepoll descriptor (lock-free, async-signal-safe: one load per level).
-inline bool ours(int fd) noexcept { return fd >= 0 && table().fds().occupied(fd); }
+/// A number's kind: one byte load, lock-free and async-signal-safe.
+inline Kind kind_of(int fd) noexcept {
+  return fd >= 0 && fd < kMaxFds ? std::atomic_ref<Kind>(g_hot.kind[fd]).load(std::memory_order_acquire)
+                                 : Kind::kKernel;
+}
+
+/// True when `fd` is a uepoll descriptor.
+inline bool ours(int fd) noexcept { return kind_of(fd) == Kind::kUepoll; }
 
 /// True when `fd` is one of uepoll's own kernel descriptors, which the program must not see.
-bool internal(int fd) noexcept;
+inline bool internal(int fd) noexcept { return kind_of(fd) == Kind::kOwn; }
+
+/// Puts `file` in the table at `fd` (a number the kernel gave its reservation), then marks it
+/// uepoll's. Fails only without memory for the table.
+Result<void> install(int fd, Ref<File> file, bool cloexec) noexcept;
+
+/// Takes `fd` out of the table (a reader between the two steps gets EBADF, as after a close),
+/// then marks the number the kernel's. Returns what was there.
+Ref<File> uninstall(int fd) noexcept;
 
 /// Hands every uepoll object but epoll instances over to the kernel object behind it (before
 /// fork, vfork, posix_spawn, exec): handover.cpp.

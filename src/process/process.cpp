@@ -362,6 +362,16 @@ Result<void> Process::getsockname(int fd, sockaddr* addr, socklen_t* len) noexce
   return f ? f->getsockname(addr, len) : Error{EBADF};
 }
 
+Result<void> Process::getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->getpeername(addr, len) : Error{EBADF};
+}
+
+Result<size_t> Process::readable_bytes(int fd) noexcept {
+  Ref<File> f = fds_.get(fd);
+  return f ? f->readable_bytes() : Error{EBADF};
+}
+
 Result<void> Process::shutdown(int fd, int how) noexcept {
   Ref<File> f = fds_.get(fd);
   return f ? f->shutdown(how) : Error{EBADF};

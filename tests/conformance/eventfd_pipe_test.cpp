@@ -143,6 +143,28 @@ TEST_P(PipeObject, CapacityIs64KiB) {
   EXPECT_EQ(readiness(r), IN);
 }
 
+// FIONREAD counts what both ends' shared buffer holds; an eventfd and an epoll have no such
+// ioctl (an epoll's knows only its busy-poll parameters, Linux 6.9 and later).
+TEST_P(PipeObject, FionreadCountsTheBufferFromEitherEnd) {
+  auto [r, w] = make_pipe(O_NONBLOCK);
+  int n = -1;
+  ASSERT_EQ(api().fionread(r, &n), 0);
+  EXPECT_EQ(n, 0);
+  std::vector<char> buf(10000, 'p');
+  ASSERT_EQ(api().write(w, buf.data(), 5000), 5000);
+  ASSERT_EQ(api().write(w, buf.data(), 3), 3);
+  ASSERT_EQ(api().read(r, buf.data(), 1000), 1000);
+  ASSERT_EQ(api().fionread(r, &n), 0);
+  EXPECT_EQ(n, 4003);
+  ASSERT_EQ(api().fionread(w, &n), 0);
+  EXPECT_EQ(n, 4003);
+  Fd e = make_eventfd(3);
+  EXPECT_ERRNO(ENOTTY, api().fionread(e, &n));
+  Fd ep = make_epoll();
+  EXPECT_ERRNO(EINVAL, api().fionread(ep, &n));
+  EXPECT_ERRNO(EBADF, api().fionread(12345, &n));
+}
+
 // Full pipe: writable again only once a whole page (4096 bytes) is free.
 TEST_P(PipeObject, WritableAgainOncePageIsFree) {
   auto [r, w] = make_pipe(O_NONBLOCK);

@@ -196,6 +196,34 @@ TEST_P(UnixSocketpair, PeekDontwaitAndStreamJoining) {
   EXPECT_EQ(readiness(b), OUT);
 }
 
+// A socketpair's peer has no name: the address is the family alone, even once the peer closed.
+TEST_P(UnixSocketpair, PeerNameIsTheFamilyAloneAndFionreadCountsUnreadBytes) {
+  auto [a, b] = make_socketpair();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ASSERT_EQ(api().getpeername(a, reinterpret_cast<sockaddr*>(&ss), &len), 0);
+  EXPECT_EQ(len, sizeof(sa_family_t));
+  EXPECT_EQ(ss.ss_family, AF_UNIX);
+  int n = -1;
+  ASSERT_EQ(api().fionread(b, &n), 0);
+  EXPECT_EQ(n, 0);
+  ASSERT_EQ(api().send(a, "hello", 5, 0), 5);
+  ASSERT_EQ(api().send(a, "!", 1, 0), 1);
+  char c;
+  ASSERT_EQ(api().read(b, &c, 1), 1);
+  ASSERT_EQ(api().fionread(b, &n), 0);
+  EXPECT_EQ(n, 5);
+  a.reset();
+  len = sizeof ss;
+  EXPECT_EQ(api().getpeername(b, reinterpret_cast<sockaddr*>(&ss), &len), 0);
+  EXPECT_EQ(len, sizeof(sa_family_t));
+  ASSERT_EQ(api().fionread(b, &n), 0);
+  EXPECT_EQ(n, 5);
+  auto [p, q] = make_pipe();
+  len = sizeof ss;
+  EXPECT_ERRNO(ENOTSOCK, api().getpeername(p, reinterpret_cast<sockaddr*>(&ss), &len));
+}
+
 TEST_P(UnixSocketpair, NonblockingReadOfEmptySocketIsEagain) {
   auto [a, b] = make_socketpair(SOCK_NONBLOCK);
   char c;
@@ -364,6 +392,51 @@ TEST_P(InetStream, UnboundSocketNameIsAnyAddressPortZero) {
   EXPECT_EQ(a.sin_family, AF_INET);
   EXPECT_EQ(a.sin_port, 0);
   EXPECT_EQ(a.sin_addr.s_addr, htonl(INADDR_ANY));
+}
+
+// getpeername answers while a connection exists and has not reached TCP_CLOSE; FIONREAD
+// (SIOCINQ) counts unread bytes, a FIN included in nothing, and refuses a listener.
+TEST_P(InetStream, PeerNameAndFionreadFollowTheConnection) {
+  Fd fresh = tcp_socket();
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  EXPECT_ERRNO(ENOTCONN, api().getpeername(fresh, reinterpret_cast<sockaddr*>(&a), &len));
+  int n = -1;
+  ASSERT_EQ(api().fionread(fresh, &n), 0);
+  EXPECT_EQ(n, 0);
+
+  sockaddr_in addr{};
+  Fd l = listener(&addr);
+  EXPECT_ERRNO(EINVAL, api().fionread(l, &n));
+  len = sizeof a;
+  EXPECT_ERRNO(ENOTCONN, api().getpeername(l, reinterpret_cast<sockaddr*>(&a), &len));
+  Fd c = tcp_socket();
+  ASSERT_EQ(connect_to(c, addr), 0);
+  sockaddr_in from{};
+  socklen_t from_len = sizeof from;
+  Fd s = adopt(static_cast<int>(
+      must(api().accept(l, reinterpret_cast<sockaddr*>(&from), &from_len), "accept")));
+  len = sizeof a;
+  ASSERT_EQ(api().getpeername(c, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  EXPECT_EQ(len, sizeof a);
+  EXPECT_EQ(a.sin_port, addr.sin_port);
+  EXPECT_EQ(a.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+  len = sizeof a;
+  ASSERT_EQ(api().getpeername(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  EXPECT_EQ(a.sin_port, local_address(c).sin_port);
+  EXPECT_EQ(a.sin_port, from.sin_port);
+
+  ASSERT_EQ(api().send(c, "abcdef", 6, 0), 6);
+  c.reset();  // data, then the FIN
+  EXPECT_EQ(readiness_with(s, RDHUP), IN | OUT | RDHUP);
+  ASSERT_EQ(api().fionread(s, &n), 0);
+  EXPECT_EQ(n, 6);
+  len = sizeof a;
+  EXPECT_EQ(api().getpeername(s, reinterpret_cast<sockaddr*>(&a), &len), 0);  // CLOSE_WAIT
+  ASSERT_EQ(api().send(s, "y", 1, MSG_NOSIGNAL), 1);  // answered by a reset: TCP_CLOSE
+  EXPECT_EQ(readiness_with(s, ERR) & ERR, ERR);
+  len = sizeof a;
+  EXPECT_ERRNO(ENOTCONN, api().getpeername(s, reinterpret_cast<sockaddr*>(&a), &len));
 }
 
 // ep -LT,IN|RDHUP-> s ; the client closes

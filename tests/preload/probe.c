@@ -168,6 +168,27 @@ int main(void) {
   rr = rc(getsockopt(sv[0], SOL_SOCKET, SO_TYPE, &type, &len));
   say("SO_TYPE", "%s %d", rr, type);
 
+  /* FIONREAD and the peer's name */
+  write(p[1], "four", 4);
+  send(sv[1], "twelve bytes", 12, 0);
+  int in_pipe = -1, in_write_end = -1, in_pair = -1, in_other = -1;
+  const char* f1 = rc(ioctl(p[0], FIONREAD, &in_pipe));
+  const char* f2 = rc(ioctl(p[1], FIONREAD, &in_write_end));
+  const char* f3 = rc(ioctl(sv[0], FIONREAD, &in_pair));
+  say("FIONREAD", "pipe %s %d write end %s %d socketpair %s %d", f1, in_pipe, f2, in_write_end,
+      f3, in_pair);
+  say("FIONREAD eventfd epoll", "%s %s", rc(ioctl(efd, FIONREAD, &in_other)),
+      rc(ioctl(ep, FIONREAD, &in_other)));
+  read(p[0], buf, 4);
+  recv(sv[0], buf, 12, 0);
+  struct sockaddr_storage peer;
+  memset(&peer, 0xff, sizeof peer);
+  socklen_t plen = sizeof peer;
+  rr = rc(getpeername(sv[0], (struct sockaddr*)&peer, &plen));
+  say("getpeername", "%s len %u family %d", rr, plen, peer.ss_family);
+  plen = sizeof peer;
+  say("getpeername pipe", "%s", rc(getpeername(p[0], (struct sockaddr*)&peer, &plen)));
+
   /* non-blocking flags: F_SETFL and FIONBIO */
   int off = 0;
   rr = rc(ioctl(efd, FIONBIO, &off));

@@ -42,6 +42,8 @@ struct Api {
   int (*getsockopt)(int fd, int level, int name, void* val, socklen_t* len);
   int (*setsockopt)(int fd, int level, int name, const void* val, socklen_t len);
   int (*getsockname)(int fd, struct sockaddr* addr, socklen_t* len);
+  int (*getpeername)(int fd, struct sockaddr* addr, socklen_t* len);
+  int (*fionread)(int fd, int* bytes);  // ioctl(fd, FIONREAD, bytes)
   int (*shutdown)(int fd, int how);
 
   ssize_t (*read)(int fd, void* buf, size_t count);
