@@ -28,6 +28,7 @@
 #include "epoll/instance.hpp"
 #include "preload/libc.hpp"
 #include "preload/preload.hpp"
+#include "preload/reentry.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/objects.hpp"
 
@@ -56,6 +57,7 @@ int create_epoll(int flags) noexcept {
   if (fd < 0) {
     return fd;
   }
+  Inside inside;
   // The instance's kernel side, if it ever needs one, will be this kernel epoll
   // (kernel_twin_of in preload.cpp): kernel event loops watching `fd` then see its events.
   Result<Ref<File>> made = detail::Instance::create(0, table().lock_mode());
@@ -91,6 +93,10 @@ int place_pair(int fds[2], Result<FilePair> pair, bool cloexec) noexcept {
 
 // After the kernel made `to` a copy of `from` (dup family): the table follows.
 int copy_slot(int from, int to, bool cloexec) noexcept {
+  if (!ours(from) && !ours(to)) {
+    return to;  // kernel descriptors both
+  }
+  Inside inside;
   if (Ref<File> f = object(from)) {
     if (to != from && place(to, std::move(f), cloexec) < 0) {
       return -1;
@@ -104,6 +110,7 @@ int copy_slot(int from, int to, bool cloexec) noexcept {
 // Closes the uepoll descriptors in [first, last] from the table, and leaves uepoll's own
 // descriptors out of the kernel's close: close_range() around them.
 int close_range_around_own(unsigned first, unsigned last, int flags) noexcept {
+  Inside inside;
   unsigned from = first;
   for (unsigned fd = first;; ++fd) {
     const bool end = fd == last || fd >= static_cast<unsigned>(table().fds().limit());
@@ -193,6 +200,29 @@ ssize_t gather_write(const iovec* iov, int iovcnt, Write&& write) noexcept {
   return errno_of_size(write(buf.get(), *total));
 }
 
+// A write from a signal handler that interrupted uepoll code on this thread: queued, done when
+// the thread holds nothing (reentry.hpp). Reports the whole write done, as Linux would.
+ssize_t queue_for_handler(int fd, const void* buf, size_t count, int send_flags) noexcept {
+  if (count > 0 && buf == nullptr) {
+    return fail(EFAULT);
+  }
+  return queue_write(fd, buf, count, send_flags) ? static_cast<ssize_t>(count) : fail(EAGAIN);
+}
+
+// The same for writev/sendmsg: small vectors only, gathered on the stack.
+ssize_t queue_vector_for_handler(int fd, const iovec* iov, int iovcnt, int send_flags) noexcept {
+  char buf[64];
+  size_t len = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    if (iov[i].iov_len > sizeof buf - len) {
+      return fail(EAGAIN);
+    }
+    std::memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
+    len += iov[i].iov_len;
+  }
+  return queue_for_handler(fd, buf, len, send_flags);
+}
+
 bool any_ours(const pollfd* fds, nfds_t n) noexcept {
   for (nfds_t i = 0; i < n; ++i) {
     if (ours(fds[i].fd)) {
@@ -278,6 +308,10 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
   if (internal(epfd) || internal(fd)) {
     return fail(EBADF);
   }
+  if (!ours(epfd) && !ours(fd)) {
+    return libc().epoll_ctl(epfd, op, fd, event);
+  }
+  Inside inside;
   if (ours(epfd)) {
     return ours(fd) ? errno_of(table().epoll_ctl(epfd, op, fd, event))
                     : errno_of(table().epoll_ctl_kernel(epfd, op, fd, event));
@@ -294,6 +328,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
 
 int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout) {
   if (ours(epfd)) {
+    Inside inside;
     return errno_of(table().epoll_wait(epfd, events, maxevents, timeout));
   }
   return libc().epoll_wait(epfd, events, maxevents, timeout);
@@ -302,6 +337,7 @@ int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout)
 int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout,
                 const sigset_t* sigmask) {
   if (ours(epfd)) {
+    Inside inside;
     return errno_of(table().epoll_pwait(epfd, events, maxevents, timeout, sigmask));
   }
   return libc().epoll_pwait(epfd, events, maxevents, timeout, sigmask);
@@ -310,6 +346,7 @@ int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout
 int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
                  const struct timespec* timeout, const sigset_t* sigmask) {
   if (ours(epfd)) {
+    Inside inside;
     return errno_of(table().epoll_pwait2(epfd, events, maxevents, timeout, sigmask));
   }
   return libc().epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
@@ -325,6 +362,7 @@ int eventfd(unsigned int initval, int flags) noexcept {
   if (fd < 0) {
     return fd;
   }
+  Inside inside;
   auto made = uepoll::make_eventfd(initval, flags & (EFD_SEMAPHORE | EFD_NONBLOCK));
   if (!made) {
     libc().close(fd);
@@ -348,6 +386,7 @@ int pipe2(int fds[2], int flags) noexcept {
   if (libc().pipe2(fds, flags) != 0) {
     return -1;
   }
+  Inside inside;
   return place_pair(fds, uepoll::make_pipe(flags & O_NONBLOCK), (flags & O_CLOEXEC) != 0);
 }
 
@@ -360,6 +399,7 @@ int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
   if (!config().objects || domain != AF_UNIX || (type & 0xf) != SOCK_STREAM) {
     return 0;
   }
+  Inside inside;
   return place_pair(sv, uepoll::make_unix_stream_pair((type & SOCK_NONBLOCK) != 0 ? O_NONBLOCK : 0),
                     (type & SOCK_CLOEXEC) != 0);
 }
@@ -374,6 +414,7 @@ int close(int fd) {
     return libc().close(fd);
   }
   // Out of the table first: once the kernel frees the number, it may hand it out again.
+  Inside inside;
   Ref<File> f = uninstall(fd);
   const int rc = libc().close(fd);
   f.reset();  // the last reference runs the release path here
@@ -429,6 +470,10 @@ static int fcntl_common(int fd, int cmd, long arg) {
   if (internal(fd)) {
     return fail(EBADF);
   }
+  if (!ours(fd)) {
+    return libc().fcntl(fd, cmd, arg);
+  }
+  Inside inside;
   Ref<File> f = object(fd);
   if (!f) {
     return libc().fcntl(fd, cmd, arg);
@@ -469,6 +514,10 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   va_start(ap, request);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (!ours(fd)) {
+    return libc().ioctl(fd, request, arg);
+  }
+  Inside inside;
   Ref<File> f = object(fd);
   if (f && request == FIONBIO) {
     if (arg == nullptr) {
@@ -496,6 +545,7 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
 
 ssize_t read(int fd, void* buf, size_t count) {
   if (ours(fd)) {
+    Inside inside;
     return errno_of_size(table().read(fd, buf, count));
   }
   return libc().read(fd, buf, count);
@@ -503,6 +553,10 @@ ssize_t read(int fd, void* buf, size_t count) {
 
 ssize_t write(int fd, const void* buf, size_t count) {
   if (ours(fd)) {
+    if (interrupted_inside()) {
+      return queue_for_handler(fd, buf, count, -1);
+    }
+    Inside inside;
     return errno_of_size(table().write(fd, buf, count));
   }
   return libc().write(fd, buf, count);
@@ -512,6 +566,7 @@ ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   if (!ours(fd)) {
     return libc().readv(fd, iov, iovcnt);
   }
+  Inside inside;
   return scatter_read(iov, iovcnt, [&](void* buf, size_t n) { return table().read(fd, buf, n); });
 }
 
@@ -519,12 +574,17 @@ ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
   if (!ours(fd)) {
     return libc().writev(fd, iov, iovcnt);
   }
+  if (interrupted_inside()) {
+    return iovcnt < 0 ? fail(EINVAL) : queue_vector_for_handler(fd, iov, iovcnt, -1);
+  }
+  Inside inside;
   return gather_write(iov, iovcnt,
                       [&](const void* buf, size_t n) { return table().write(fd, buf, n); });
 }
 
 ssize_t recv(int fd, void* buf, size_t len, int flags) {
   if (ours(fd)) {
+    Inside inside;
     return errno_of_size(table().recv(fd, buf, len, flags));
   }
   return libc().recv(fd, buf, len, flags);
@@ -532,6 +592,10 @@ ssize_t recv(int fd, void* buf, size_t len, int flags) {
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
   if (ours(fd)) {
+    if (interrupted_inside()) {
+      return queue_for_handler(fd, buf, len, flags);
+    }
+    Inside inside;
     return errno_of_size(table().send(fd, buf, len, flags));
   }
   return libc().send(fd, buf, len, flags);
@@ -542,6 +606,7 @@ ssize_t recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* addr
   if (!ours(fd)) {
     return libc().recvfrom(fd, buf, len, flags, addr, addrlen);
   }
+  Inside inside;
   if (addr != nullptr && addrlen != nullptr) {
     *addrlen = 0;  // a connected stream reports no source address
   }
@@ -556,6 +621,10 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sock
   if (addr != nullptr) {
     return fail(EISCONN);  // a connected stream socket takes no destination
   }
+  if (interrupted_inside()) {
+    return queue_for_handler(fd, buf, len, flags);
+  }
+  Inside inside;
   return errno_of_size(table().send(fd, buf, len, flags));
 }
 
@@ -563,6 +632,7 @@ ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
   if (!ours(fd)) {
     return libc().recvmsg(fd, msg, flags);
   }
+  Inside inside;
   msg->msg_namelen = 0;
   msg->msg_controllen = 0;
   msg->msg_flags = 0;
@@ -577,6 +647,10 @@ ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   if (msg->msg_controllen != 0) {
     return fail(EOPNOTSUPP);  // descriptors and credentials: docs/deviations.md
   }
+  if (interrupted_inside()) {
+    return queue_vector_for_handler(fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags);
+  }
+  Inside inside;
   return gather_write(msg->msg_iov, static_cast<int>(msg->msg_iovlen),
                       [&](const void* buf, size_t n) { return table().send(fd, buf, n, flags); });
 }
@@ -604,27 +678,43 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
 }
 
 int shutdown(int fd, int how) noexcept {
-  return ours(fd) ? errno_of(table().shutdown(fd, how)) : libc().shutdown(fd, how);
+  if (!ours(fd)) {
+    return libc().shutdown(fd, how);
+  }
+  Inside inside;
+  return errno_of(table().shutdown(fd, how));
 }
 
 int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
-  return ours(fd) ? errno_of(table().getsockopt(fd, level, name, val, len))
-                  : libc().getsockopt(fd, level, name, val, len);
+  if (!ours(fd)) {
+    return libc().getsockopt(fd, level, name, val, len);
+  }
+  Inside inside;
+  return errno_of(table().getsockopt(fd, level, name, val, len));
 }
 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
-  return ours(fd) ? errno_of(table().setsockopt(fd, level, name, val, len))
-                  : libc().setsockopt(fd, level, name, val, len);
+  if (!ours(fd)) {
+    return libc().setsockopt(fd, level, name, val, len);
+  }
+  Inside inside;
+  return errno_of(table().setsockopt(fd, level, name, val, len));
 }
 
 int getsockname(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
-  return ours(fd) ? errno_of(table().getsockname(fd, addr, len))
-                  : libc().getsockname(fd, addr, len);
+  if (!ours(fd)) {
+    return libc().getsockname(fd, addr, len);
+  }
+  Inside inside;
+  return errno_of(table().getsockname(fd, addr, len));
 }
 
 int getpeername(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
-  return ours(fd) ? errno_of(table().getpeername(fd, addr, len))
-                  : libc().getpeername(fd, addr, len);
+  if (!ours(fd)) {
+    return libc().getpeername(fd, addr, len);
+  }
+  Inside inside;
+  return errno_of(table().getpeername(fd, addr, len));
 }
 
 // --- waiting -----------------------------------------------------------------------------------
@@ -640,6 +730,7 @@ int poll(struct pollfd* fds, nfds_t nfds, int timeout) {
   if (!any_ours(fds, nfds)) {
     return libc().poll(fds, nfds, timeout);
   }
+  Inside inside;
   return errno_of(table().poll_with(fds, nfds, Timeout::after_ms(timeout), nullptr,
                                     uepoll::Process::KernelFds::kPassThrough));
 }
@@ -656,6 +747,7 @@ int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
   if (!any_ours(fds, nfds)) {
     return libc().ppoll(fds, nfds, timeout, sigmask);
   }
+  Inside inside;
   if (timeout != nullptr && !valid_timespec(*timeout)) {
     return fail(EINVAL);
   }
@@ -691,6 +783,7 @@ int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, struct timeval* timeout
   if (!any_ours_in(nfds, rd, wr, ex)) {
     return libc().select(nfds, rd, wr, ex, timeout);
   }
+  Inside inside;
   Timeout t = Timeout::none();
   if (timeout != nullptr) {
     if (timeout->tv_sec < 0 || timeout->tv_usec < 0 || timeout->tv_usec >= 1'000'000) {
@@ -714,6 +807,7 @@ int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const struct timespec*
   if (!any_ours_in(nfds, rd, wr, ex)) {
     return libc().pselect(nfds, rd, wr, ex, timeout, sigmask);
   }
+  Inside inside;
   if (timeout != nullptr && !valid_timespec(*timeout)) {
     return fail(EINVAL);
   }
@@ -728,6 +822,7 @@ int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const struct timespec*
 
 static void before_new_process() {
   if (config().objects) {
+    Inside inside;
     hand_over_all();
   }
 }

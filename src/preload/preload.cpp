@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "preload/libc.hpp"
+#include "preload/reentry.hpp"
 #include "sync/sys.hpp"
 
 namespace uepoll::preload {
@@ -136,6 +137,7 @@ void initialize() noexcept {
   sys::calls.adopt_own_fd = &adopt_own_fd;
   sys::calls.forget_own_fd = &forget_own_fd;
   sys::calls.kernel_twin_of = &kernel_twin_of;
+  wrap_sleeps();
 
   g_hot.config.objects = !env_is("UEPOLL_PRELOAD_OBJECTS", "0");
   g_hot.config.loopback = env_is("UEPOLL_PRELOAD_INET", "loopback");
