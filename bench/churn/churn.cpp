@@ -211,8 +211,8 @@ struct Sample {
   double seconds = 0;
   std::uint64_t ops = 0;
   double worker_cpu_s = 0;             // the workers' CPU time (user + system) in their loops
-  double process_cpu_s = 0;            // the whole process over the window: workers, liburcu's
-                                       // callback thread (deferred frees), the idle main thread
+  double process_cpu_s = 0;            // the whole process over the window: the workers, any
+                                       // helper thread, the idle main thread
   std::uint64_t worker_switches = 0;   // voluntary context switches of the workers
   std::uint64_t process_switches = 0;  // of the whole process over the window
   uepoll::stats::Snapshot delta;       // counters over the run (uepoll modes)
@@ -323,14 +323,15 @@ struct Point {
   double median_cores_busy() const {
     return median([](const Sample& x) { return x.worker_cpu_s / x.seconds; });
   }
-  /// CPU time outside the workers (liburcu's callback thread, mostly) per worker CPU time.
+  /// CPU time outside the workers (any helper thread; none since reclamation is per thread) per
+  /// worker CPU time.
   double median_background_share() const {
     return median([](const Sample& x) {
       return x.worker_cpu_s > 0 ? (x.process_cpu_s - x.worker_cpu_s) / x.worker_cpu_s : 0.0;
     });
   }
   /// Voluntary context switches per 1000 iterations: of the workers (they blocked), and of the
-  /// rest of the process (liburcu's callback thread going to sleep and being woken, mostly).
+  /// rest of the process.
   double median_worker_switches_per_kop() const {
     return median([](const Sample& x) {
       return x.ops > 0 ? 1e3 * static_cast<double>(x.worker_switches) / static_cast<double>(x.ops)
@@ -403,7 +404,7 @@ double ops_per_cpu_of(const Point& p) {
 void print_table(const std::vector<Point>& points, int cpus) {
   // ops/s: loop iterations per second of wall time (all threads); ops/s/thr: per thread.
   // ops/cpu-s: iterations per second of worker CPU time (noise-proof per-iteration cost);
-  // cores: cores the workers kept busy; bg: CPU outside the workers (liburcu's callback thread)
+  // cores: cores the workers kept busy; bg: CPU outside the workers (helper threads)
   // per worker CPU; w-sw, bg-sw: voluntary context switches per 1000 iterations, of the
   // workers and of the rest of the process. Ratios compare medians of this run, same T:
   // fine/leg and uep/kern on ops/s, cpu u/k on ops/cpu-s.

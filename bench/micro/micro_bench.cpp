@@ -6,8 +6,8 @@
 //   BM_<Op>/uepoll_legacy   the same in LockMode::kLegacy, for the close paths (the only ones
 //                           the mode changes)
 //
-// Every benchmark reports real time per operation (UseRealTime: uepoll defers frees to
-// liburcu's callback thread, so the caller's CPU time alone would flatter it). After the usual
+// Every benchmark reports real time per operation (UseRealTime: the caller's CPU time alone
+// would flatter anything that defers work to another thread). After the usual
 // table, a summary prints kernel time / uepoll time per operation (medians when run with
 // --benchmark_repetitions).
 //
@@ -522,8 +522,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   void Finalize() override {
     ConsoleReporter::Finalize();
     // Real time is what the caller waits; the calling thread's CPU time is the steadier number
-    // on a loaded machine (it leaves out time preempted), but it also leaves out the frees that
-    // uepoll defers to liburcu's callback thread.
+    // on a loaded machine (it leaves out time preempted).
     std::printf(
         "\nkernel time / uepoll time (x = uepoll is that many times faster; real time, and the\n"
         "calling thread's CPU time in the last column)\n");

@@ -38,6 +38,10 @@ Result<FilePair> make_unix_stream_pair(int flags) noexcept;
 /// socket(domain, SOCK_STREAM, 0) for AF_INET / AF_INET6; flags may hold O_NONBLOCK.
 Result<Ref<File>> make_inet_stream_socket(int domain, int flags) noexcept;
 
+/// True when an in-process listener would take a connect() to `addr` (a loopback or wildcard
+/// AF_INET/AF_INET6 address) now.
+bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept;
+
 /// The operations of a C plug-in object (uepoll_file_create); see uepoll.h.
 struct PluginOps {
   std::uint32_t (*poll)(void* priv);

@@ -37,6 +37,9 @@
 // EAGAIN point; EPOLLOUT comes back when the reader has brought the backlog under kWritableLimit
 // again (Linux's point depends on its window updates: usually a few hundred KB earlier).
 // A writer that found no room is woken with EPOLLOUT when space comes back (SOCK_NOSPACE).
+// A program that sets SO_SNDBUF or SO_RCVBUF turns autotuning off, as on Linux: a direction
+// then holds at most the writer's send buffer plus the reader's receive buffer (the values
+// getsockopt reports), and is writable while at most two thirds of that are unread.
 #include <arpa/inet.h>
 #include "uepoll/fault_injection.hpp"
 #include <netinet/in.h>
@@ -70,7 +73,13 @@ constexpr int kUnconnectedMss = 536;
 constexpr int kLoopbackMss = 32768;         // TCP_MAXSEG of a loopback connection...
 constexpr int kFirstLoopbackMss = 32741;    // ...as the connecting side reports it until it sends
 
-bool stream_writable(std::size_t unread) { return unread <= kWritableLimit; }
+// How much one direction of a connection may hold (Side::limit).
+struct StreamLimit {
+  std::size_t hold = kStreamLimit;        // unread bytes at most
+  std::size_t writable = kWritableLimit;  // EPOLLOUT while at most this many are unread
+
+  bool writable_with(std::size_t unread) const noexcept { return unread <= writable; }
+};
 
 // ---------------------------------------------------------------------------------------------
 // Addresses: IPv4 is kept as an IPv4-mapped IPv6 address.
@@ -347,6 +356,7 @@ struct InetConn {
     bool done = false;           // the peer's FIN arrived (SOCK_DONE)
     bool closed = false;         // TCP_CLOSE: reset, or both FINs exchanged
     bool nospace = false;        // this side's writer found no room (SOCK_NOSPACE)
+    StreamLimit limit;           // how much `rx` may hold
   };
   SpinLock lock;
   Side side[2] UEPOLL_GUARDED_BY(lock);
@@ -506,6 +516,9 @@ class InetSocket final : public File {
   Result<void> autobind_for_connect(const Endpoint& dst, Endpoint* local) noexcept;
 
   static AcceptQueue* lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept;
+  static void tune(InetConn& c) noexcept UEPOLL_REQUIRES(c.lock);
+  void retune() noexcept;
+  friend bool uepoll::inet_listener_at(const sockaddr* addr, socklen_t len) noexcept;
   static Outcome establish(InetSocket* client, AcceptQueue* aq, const Endpoint& dst) noexcept;
   void promote_pending(AcceptQueue* aq) noexcept;
   void stop_listening(bool releasing) noexcept;
@@ -572,7 +585,7 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
     if (me.rx.bytes() >= static_cast<std::size_t>(lowat)) {
       mask |= EPOLLIN | EPOLLRDNORM;
     }
-    if ((me.shut & kSendShutdown) != 0 || stream_writable(other.rx.bytes())) {
+    if ((me.shut & kSendShutdown) != 0 || other.limit.writable_with(other.rx.bytes())) {
       mask |= EPOLLOUT | EPOLLWRNORM;
     } else {
       me.nospace = true;
@@ -1201,6 +1214,33 @@ AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& sr
   return aq;
 }
 
+// Each direction's limit (see "Buffers" at the top): autotuned unless the writer's send buffer
+// or the reader's receive buffer was set; then the two buffers, the other one at its default.
+void InetSocket::tune(InetConn& c) noexcept {
+  for (int k = 0; k < 2; ++k) {
+    const InetSocket* reader = c.side[k].sock;
+    const InetSocket* writer = c.side[1 - k].sock;
+    const int snd = writer != nullptr ? writer->opts_.sndbuf.load(std::memory_order_relaxed)
+                                      : tcp_sndbuf_default();
+    const int rcv = reader != nullptr ? reader->opts_.rcvbuf.load(std::memory_order_relaxed)
+                                      : tcp_rcvbuf_default();
+    StreamLimit limit;
+    if (snd != tcp_sndbuf_default() || rcv != tcp_rcvbuf_default()) {
+      limit.hold = std::min(kStreamLimit, static_cast<std::size_t>(snd) + rcv);
+      limit.writable = limit.hold * 2 / 3;
+    }
+    c.side[k].limit = limit;
+  }
+}
+
+void InetSocket::retune() noexcept {
+  int s;
+  if (InetConn* c = conn(&s); c != nullptr) {
+    SpinGuard guard(c->lock);
+    tune(*c);
+  }
+}
+
 // Creates the server side of a connection from `client` and queues it on `aq`, or parks the
 // client when the queue is full. The caller holds references on the client and on `aq`.
 InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
@@ -1237,6 +1277,7 @@ InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
     SpinGuard guard(conn->lock);
     conn->side[0].sock = client;
     conn->side[1].sock = child;
+    tune(*conn);
   }
   Binding& cb = child->bind_;
   cb.addr = dst.addr;
@@ -1838,7 +1879,7 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
         result = Step::kFailed;
       } else {
         const std::size_t room =
-            other.rx.bytes() < kStreamLimit ? kStreamLimit - other.rx.bytes() : 0;
+            other.rx.bytes() < other.limit.hold ? other.limit.hold - other.rx.bytes() : 0;
         if (room == 0) {
           me.nospace = true;
           return Step::kFull;
@@ -1911,7 +1952,7 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
       const InetConn::Side& me = c->side[s];
       const InetConn::Side& other = c->side[1 - s];
       still_full = !me.closed && (me.shut & kSendShutdown) == 0 && me.err == 0 &&
-                   other.sock != nullptr && other.rx.bytes() >= kStreamLimit;
+                   other.sock != nullptr && other.rx.bytes() >= other.limit.hold;
     }
     if (still_full) {
       if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
@@ -2015,7 +2056,7 @@ Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
         result = Error{ENOTCONN};
       }
       if (freed != nullptr && other.nospace && other.sock != nullptr &&
-          stream_writable(me.rx.bytes())) {
+          me.limit.writable_with(me.rx.bytes())) {
         other.nospace = false;
         writer = grab(other.sock);
       }
@@ -2150,7 +2191,12 @@ Result<void> InetSocket::getsockopt(int level, int name, void* val, socklen_t* l
 Result<void> InetSocket::setsockopt(int level, int name, const void* val,
                                     socklen_t len) noexcept {
   if (level == SOL_SOCKET) {
-    return set_common_option(opts_, name, val, len);
+    Result<void> r = set_common_option(opts_, name, val, len);
+    if (r && (name == SO_SNDBUF || name == SO_RCVBUF || name == SO_SNDBUFFORCE ||
+              name == SO_RCVBUFFORCE)) {
+      retune();
+    }
+    return r;
   }
   if (level != IPPROTO_TCP && level != IPPROTO_IP &&
       !(level == IPPROTO_IPV6 && family_ == AF_INET6)) {
@@ -2241,6 +2287,39 @@ Result<void> InetSocket::setsockopt(int level, int name, const void* val,
 }
 
 }  // namespace
+
+bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
+  if (addr == nullptr || len < sizeof(sa_family_t)) {
+    return false;
+  }
+  Endpoint dst;
+  sa_family_t family;
+  std::memcpy(&family, addr, sizeof family);
+  if (family == AF_INET && len >= sizeof(sockaddr_in)) {
+    sockaddr_in in;
+    std::memcpy(&in, addr, sizeof in);
+    dst.addr = mapped(in.sin_addr.s_addr == htonl(INADDR_ANY) ? htonl(INADDR_LOOPBACK)
+                                                                : in.sin_addr.s_addr);
+    dst.port = ntohs(in.sin_port);
+  } else if (family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 in6;
+    std::memcpy(&in6, addr, sizeof in6);
+    dst.addr = is_any6(from_in6(in6.sin6_addr)) ? kLoopback6 : from_in6(in6.sin6_addr);
+    dst.port = ntohs(in6.sin6_port);
+  } else {
+    return false;
+  }
+  const bool loopback = is_mapped(dst.addr) ? is_loopback4(v4_of(dst.addr)) : dst.addr == kLoopback6;
+  if (!loopback) {
+    return false;
+  }
+  AcceptQueue* aq = InetSocket::lookup_listener(dst, Endpoint{});
+  if (aq == nullptr) {
+    return false;
+  }
+  aq->put();
+  return true;
+}
 
 Result<Ref<File>> make_inet_stream_socket(int domain, int flags) noexcept {
   if (domain != AF_INET && domain != AF_INET6) {

@@ -20,7 +20,8 @@ void hand_over_all() noexcept {
   std::vector<Entry> entries;
   try {
     table().fds().for_each([&](int fd, Ref<File> f) {
-      if (!f->is_epoll()) {
+      // Epoll instances and listeners' in-process twins stay (docs/deviations.md).
+      if (!f->is_epoll() && kind_of(fd) != Kind::kListener) {
         entries.push_back(Entry{fd, std::move(f)});
       }
     });

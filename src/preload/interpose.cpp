@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <spawn.h>
@@ -44,8 +45,8 @@ int fail(int error) noexcept {
 
 // Installs `file` at the number the kernel gave its reservation; on failure closes the
 // reservation (the object dies with the last Ref).
-int place(int fd, Ref<File> file, bool cloexec) noexcept {
-  if (Result<void> placed = install(fd, std::move(file), cloexec); !placed) {
+int place(int fd, Ref<File> file, bool cloexec, Kind kind = Kind::kUepoll) noexcept {
+  if (Result<void> placed = install(fd, std::move(file), cloexec, kind); !placed) {
     libc().close(fd);
     return fail(placed.error());
   }
@@ -98,7 +99,7 @@ int copy_slot(int from, int to, bool cloexec) noexcept {
   }
   Inside inside;
   if (Ref<File> f = object(from)) {
-    if (to != from && place(to, std::move(f), cloexec) < 0) {
+    if (to != from && place(to, std::move(f), cloexec, kind_of(from)) < 0) {
       return -1;
     }
   } else {
@@ -223,6 +224,45 @@ ssize_t queue_vector_for_handler(int fd, const iovec* iov, int iovcnt, int send_
   return queue_for_handler(fd, buf, len, send_flags);
 }
 
+// poll_with for the program's array, where a listener with an in-process twin is polled twice:
+// the twin (its number) and the kernel listener (uepoll's own descriptor for it).
+Result<int> poll_both(pollfd* fds, nfds_t n, Timeout timeout, const sigset_t* sigmask) noexcept {
+  constexpr auto kPass = uepoll::Process::KernelFds::kPassThrough;
+  nfds_t listeners = 0;
+  for (nfds_t i = 0; i < n; ++i) {
+    listeners += kind_of(fds[i].fd) == Kind::kListener ? 1 : 0;
+  }
+  if (listeners == 0) {
+    return table().poll_with(fds, n, timeout, sigmask, kPass);
+  }
+  std::unique_ptr<pollfd[]> all(new (std::nothrow) pollfd[n + listeners]);
+  if (!all) {
+    return uepoll::Error{ENOMEM};
+  }
+  std::memcpy(all.get(), fds, n * sizeof *fds);
+  nfds_t extra = n;
+  for (nfds_t i = 0; i < n; ++i) {
+    if (kind_of(fds[i].fd) == Kind::kListener) {
+      Ref<File> twin = object(fds[i].fd);
+      all[extra++] = pollfd{twin ? listener_kernel_fd(twin.get()) : -1, fds[i].events, 0};
+    }
+  }
+  Result<int> got = table().poll_with(all.get(), extra, timeout, sigmask, kPass);
+  if (!got) {
+    return got;
+  }
+  int ready = 0;
+  extra = n;
+  for (nfds_t i = 0; i < n; ++i) {
+    fds[i].revents = all[i].revents;
+    if (kind_of(fds[i].fd) == Kind::kListener) {
+      fds[i].revents |= static_cast<short>(all[extra++].revents & ~POLLNVAL);
+    }
+    ready += fds[i].revents != 0 ? 1 : 0;
+  }
+  return ready;
+}
+
 bool any_ours(const pollfd* fds, nfds_t n) noexcept {
   for (nfds_t i = 0; i < n; ++i) {
     if (ours(fds[i].fd)) {
@@ -249,8 +289,7 @@ int select_through_poll(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, Timeout ti
       pfds[n++] = pollfd{fd, events, 0};
     }
   }
-  Result<int> got = table().poll_with(pfds, static_cast<nfds_t>(n), timeout, sigmask,
-                                      Process::KernelFds::kPassThrough);
+  Result<int> got = poll_both(pfds, static_cast<nfds_t>(n), timeout, sigmask);
   if (!got) {
     return fail(got.error());
   }
@@ -310,6 +349,9 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
   }
   if (!ours(epfd) && !ours(fd)) {
     return libc().epoll_ctl(epfd, op, fd, event);
+  }
+  if (ours(epfd) && kind_of(fd) == Kind::kListener) {
+    return listener_epoll_ctl(epfd, op, fd, event);
   }
   Inside inside;
   if (ours(epfd)) {
@@ -519,7 +561,7 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   }
   Inside inside;
   Ref<File> f = object(fd);
-  if (f && request == FIONBIO) {
+  if (f && request == FIONBIO) {  // the status flag is the description's: both keep it
     if (arg == nullptr) {
       return fail(EFAULT);
     }
@@ -677,9 +719,52 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
   return recvfrom(fd, buf, len, flags, addr, addrlen);
 }
 
+int listen(int fd, int backlog) noexcept {
+  if (kind_of(fd) == Kind::kListener) {
+    // Both listen again (a new backlog).
+    if (libc().listen(fd, backlog) != 0) {
+      return -1;
+    }
+    Inside inside;
+    return errno_of(table().listen(fd, backlog));
+  }
+  if (ours(fd)) {
+    Inside inside;
+    return errno_of(table().listen(fd, backlog));
+  }
+  const int rc = libc().listen(fd, backlog);
+  if (rc == 0 && config().loopback) {
+    add_in_process_twin(fd, backlog);
+  }
+  return rc;
+}
+
+int connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  if (ours(fd)) {
+    Inside inside;
+    return errno_of(table().connect(fd, addr, len));
+  }
+  if (int rc; config().loopback && uepoll::inet_listener_at(addr, len) &&
+              connect_in_process(fd, addr, len, &rc)) {
+    return rc;
+  }
+  return libc().connect(fd, addr, len);
+}
+
+int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
+  return ours(fd) ? accept_either(fd, addr, len, flags) : libc().accept4(fd, addr, len, flags);
+}
+
+int accept(int fd, struct sockaddr* addr, socklen_t* len) {
+  return ours(fd) ? accept_either(fd, addr, len, 0) : libc().accept(fd, addr, len);
+}
+
 int shutdown(int fd, int how) noexcept {
   if (!ours(fd)) {
     return libc().shutdown(fd, how);
+  }
+  if (kind_of(fd) == Kind::kListener && libc().shutdown(fd, how) != 0) {
+    return -1;
   }
   Inside inside;
   return errno_of(table().shutdown(fd, how));
@@ -696,6 +781,9 @@ int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept 
 int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
   if (!ours(fd)) {
     return libc().setsockopt(fd, level, name, val, len);
+  }
+  if (kind_of(fd) == Kind::kListener && libc().setsockopt(fd, level, name, val, len) != 0) {
+    return -1;  // the kernel listener's answer first: its accepted sockets inherit it
   }
   Inside inside;
   return errno_of(table().setsockopt(fd, level, name, val, len));
@@ -717,6 +805,56 @@ int getpeername(int fd, struct sockaddr* addr, socklen_t* len) noexcept {
   return errno_of(table().getpeername(fd, addr, len));
 }
 
+// sendfile() into a uepoll socket or pipe: through a buffer, as much as the destination takes
+// (the input must be a kernel file that can be read, as Linux requires it to be mmap-able).
+static ssize_t sendfile_into_uepoll(int out, int in, off_t* offset, size_t count) noexcept {
+  constexpr size_t kChunk = 65536;
+  std::unique_ptr<char[]> buf(new (std::nothrow) char[kChunk]);
+  if (!buf) {
+    return fail(ENOMEM);
+  }
+  size_t done = 0;
+  while (done < count) {
+    const size_t want = std::min(kChunk, count - done);
+    const ssize_t got = offset != nullptr ? pread(in, buf.get(), want, *offset)
+                                          : libc().read(in, buf.get(), want);
+    if (got <= 0) {
+      return done > 0 ? static_cast<ssize_t>(done) : got;
+    }
+    Result<size_t> put = table().write(out, buf.get(), static_cast<size_t>(got));
+    const size_t taken = put ? *put : 0;
+    if (offset != nullptr) {
+      *offset += static_cast<off_t>(taken);
+    } else if (taken < static_cast<size_t>(got)) {
+      lseek(in, -static_cast<off_t>(static_cast<size_t>(got) - taken), SEEK_CUR);  // unread
+    }
+    done += taken;
+    if (!put) {
+      return done > 0 ? static_cast<ssize_t>(done) : fail(put.error());
+    }
+    if (taken < static_cast<size_t>(got)) {
+      break;  // the destination is full (non-blocking) or a signal came
+    }
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+  if (!ours(out) && !ours(in)) {
+    return libc().sendfile(out, in, offset, count);
+  }
+  if (ours(in)) {
+    return fail(EINVAL);  // a pipe, socket or eventfd is no file to send from
+  }
+  Inside inside;
+  return sendfile_into_uepoll(out, in, offset, count);
+}
+
+ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
+  static_assert(sizeof(off64_t) == sizeof(off_t));
+  return sendfile(out, in, reinterpret_cast<off_t*>(offset), count);
+}
+
 // --- waiting -----------------------------------------------------------------------------------
 
 // glibc declares poll()'s array write-only (for FORTIFY), so GCC takes our reads of it for reads
@@ -731,8 +869,7 @@ int poll(struct pollfd* fds, nfds_t nfds, int timeout) {
     return libc().poll(fds, nfds, timeout);
   }
   Inside inside;
-  return errno_of(table().poll_with(fds, nfds, Timeout::after_ms(timeout), nullptr,
-                                    uepoll::Process::KernelFds::kPassThrough));
+  return errno_of(poll_both(fds, nfds, Timeout::after_ms(timeout), nullptr));
 }
 
 int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout, size_t fdslen) {
@@ -751,9 +888,9 @@ int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
   if (timeout != nullptr && !valid_timespec(*timeout)) {
     return fail(EINVAL);
   }
-  return errno_of(table().poll_with(fds, nfds,
-                                    timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
-                                    sigmask, uepoll::Process::KernelFds::kPassThrough));
+  return errno_of(poll_both(fds, nfds,
+                            timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
+                            sigmask));
 }
 
 int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
@@ -829,7 +966,7 @@ static void before_new_process() {
 
 pid_t fork() noexcept {
   before_new_process();
-  return libc().fork();
+  return fork_keeping_listeners([] { return libc().fork(); });
 }
 
 pid_t vfork() noexcept {

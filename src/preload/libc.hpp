@@ -52,6 +52,13 @@ struct Libc {
   int (*setsockopt)(int, int, int, const void*, socklen_t);
   int (*getsockname)(int, sockaddr*, socklen_t*);
   int (*getpeername)(int, sockaddr*, socklen_t*);
+  int (*socket)(int, int, int);
+  int (*bind)(int, const sockaddr*, socklen_t);
+  int (*listen)(int, int);
+  int (*connect)(int, const sockaddr*, socklen_t);
+  int (*accept)(int, sockaddr*, socklen_t*);
+  int (*accept4)(int, sockaddr*, socklen_t*, int);
+  ssize_t (*sendfile)(int, int, off_t*, size_t);
   long (*syscall)(long, ...);
   pid_t (*fork)();
   int (*posix_spawn)(pid_t*, const char*, const posix_spawn_file_actions_t*,

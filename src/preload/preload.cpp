@@ -66,6 +66,13 @@ Libc resolve() noexcept {
   UEPOLL_NEXT(setsockopt);
   UEPOLL_NEXT(getsockname);
   UEPOLL_NEXT(getpeername);
+  UEPOLL_NEXT(socket);
+  UEPOLL_NEXT(bind);
+  UEPOLL_NEXT(listen);
+  UEPOLL_NEXT(connect);
+  UEPOLL_NEXT(accept);
+  UEPOLL_NEXT(accept4);
+  UEPOLL_NEXT(sendfile);
   UEPOLL_NEXT(syscall);
   UEPOLL_NEXT(fork);
   UEPOLL_NEXT(posix_spawn);
@@ -107,12 +114,7 @@ int kernel_twin_of(const void* instance) noexcept {
   if (found < 0) {
     return -1;
   }
-  int fd = g_hot.libc.fcntl(found, F_DUPFD_CLOEXEC, g_own_base);
-  if (fd < 0) {
-    fd = g_hot.libc.fcntl(found, F_DUPFD_CLOEXEC, 0);  // nothing free up there: anywhere
-  }
-  mark(fd, Kind::kOwn);
-  return fd;
+  return own_dup(found);
 }
 
 bool env_is(const char* name, const char* value) noexcept {
@@ -174,18 +176,35 @@ Process& table() noexcept {
   return *process;
 }
 
-Result<void> install(int fd, Ref<File> file, bool cloexec) noexcept {
+Result<void> install(int fd, Ref<File> file, bool cloexec, Kind kind) noexcept {
+  const File* twin = kind == Kind::kListener ? file.get() : nullptr;
   if (Result<void> placed = table().fds().place(fd, std::move(file), cloexec); !placed) {
     return placed;
   }
-  mark(fd, Kind::kUepoll);
+  if (twin != nullptr) {
+    listener_number_added(twin);
+  }
+  mark(fd, kind);
   return {};
 }
 
 Ref<File> uninstall(int fd) noexcept {
+  const bool listener = kind_of(fd) == Kind::kListener;
   Ref<File> file = table().fds().take(fd);
   mark(fd, Kind::kKernel);
+  if (listener && file) {
+    listener_number_gone(file.get());
+  }
   return file;
+}
+
+int own_dup(int fd) noexcept {
+  int own = g_hot.libc.fcntl(fd, F_DUPFD_CLOEXEC, g_own_base);
+  if (own < 0) {
+    own = g_hot.libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);  // nothing free up there: anywhere
+  }
+  mark(own, Kind::kOwn);
+  return own;
 }
 
 }  // namespace uepoll::preload

@@ -23,10 +23,12 @@ struct Config {
 };
 
 /// What a descriptor number is, as far as the interposer is concerned.
+/// The two kinds with the low bit set are the table's (ours()).
 enum class Kind : std::uint8_t {
-  kKernel = 0,  // the program's kernel descriptor, or nothing: libc answers
-  kUepoll,      // the program's uepoll descriptor: the table answers
-  kOwn,         // one of uepoll's own kernel descriptors, hidden from the program
+  kKernel = 0,    // the program's kernel descriptor, or nothing: libc answers
+  kUepoll = 1,    // the program's uepoll descriptor: the table answers
+  kOwn = 2,       // one of uepoll's own kernel descriptors, hidden from the program
+  kListener = 3,  // a kernel listener with an in-process twin in the table (loopback.cpp)
 };
 
 /// Descriptor numbers the interposer tracks (FdTable::kMaxLimit).
@@ -72,19 +74,47 @@ inline Kind kind_of(int fd) noexcept {
                                  : Kind::kKernel;
 }
 
-/// True when `fd` is a uepoll descriptor.
-inline bool ours(int fd) noexcept { return kind_of(fd) == Kind::kUepoll; }
+/// True when `fd` is in the table (a uepoll descriptor, or a listener's in-process twin).
+inline bool ours(int fd) noexcept { return (static_cast<unsigned>(kind_of(fd)) & 1) != 0; }
 
 /// True when `fd` is one of uepoll's own kernel descriptors, which the program must not see.
 inline bool internal(int fd) noexcept { return kind_of(fd) == Kind::kOwn; }
 
-/// Puts `file` in the table at `fd` (a number the kernel gave its reservation), then marks it
-/// uepoll's. Fails only without memory for the table.
-Result<void> install(int fd, Ref<File> file, bool cloexec) noexcept;
+/// Puts `file` in the table at `fd` (a number the kernel gave its reservation), then marks the
+/// number `kind` (kUepoll, or kListener for one more number of a listener's twin). Fails only
+/// without memory for the table.
+Result<void> install(int fd, Ref<File> file, bool cloexec, Kind kind = Kind::kUepoll) noexcept;
 
 /// Takes `fd` out of the table (a reader between the two steps gets EBADF, as after a close),
 /// then marks the number the kernel's. Returns what was there.
 Ref<File> uninstall(int fd) noexcept;
+
+/// A new descriptor of uepoll's own for the kernel object behind `fd` (F_DUPFD_CLOEXEC into the
+/// top quarter of the limit, marked kOwn), or -1.
+int own_dup(int fd) noexcept;
+
+// --- UEPOLL_PRELOAD_INET=loopback (loopback.cpp) ---
+/// After the kernel's listen() succeeded on `fd`: a twin in-process listener on the same address,
+/// when it is a loopback or wildcard one. Nothing changes when that is not possible.
+void add_in_process_twin(int fd, int backlog) noexcept;
+/// connect() to an address where an in-process listener waits: `fd` becomes an in-process
+/// socket. Returns false (and changes nothing) when `fd` cannot: the kernel connects it.
+bool connect_in_process(int fd, const sockaddr* addr, socklen_t len, int* rc) noexcept;
+/// accept4() on a descriptor in the table: the in-process twin's queue, then the kernel's.
+int accept_either(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept;
+/// epoll_ctl() on a uepoll instance for a listener with a twin: both the twin and the kernel
+/// listener are watched.
+int listener_epoll_ctl(int epfd, int op, int fd, epoll_event* event) noexcept;
+/// The kernel listener behind a twin, as one of uepoll's own descriptors (-1: none).
+int listener_kernel_fd(const File* twin) noexcept;
+/// One number fewer for a twin: the last one closes its own kernel descriptor.
+void listener_number_gone(const File* twin) noexcept;
+/// One number more for a twin (dup of a listener).
+void listener_number_added(const File* twin) noexcept;
+/// Runs `fork` (returning fork()'s result). The child's listeners lose their twins: a copy of
+/// an in-process listener would take connections meant for the parent's, so the child's
+/// numbers go back to the kernel listeners they share with the parent.
+pid_t fork_keeping_listeners(pid_t (*fork)()) noexcept;
 
 /// Hands every uepoll object but epoll instances over to the kernel object behind it (before
 /// fork, vfork, posix_spawn, exec): handover.cpp.

@@ -439,6 +439,30 @@ TEST_P(InetStream, PeerNameAndFionreadFollowTheConnection) {
   EXPECT_ERRNO(ENOTCONN, api().getpeername(s, reinterpret_cast<sockaddr*>(&a), &len));
 }
 
+// Setting the buffers turns autotuning off: a writer that nobody reads from stops (EAGAIN,
+// no EPOLLOUT) after some tens of kilobytes instead of megabytes.
+TEST_P(InetStream, SetBuffersLimitWhatAWriterMayQueue) {
+  auto [c, s] = connected();
+  const int small = 4096;
+  ASSERT_EQ(api().setsockopt(s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  ASSERT_EQ(api().setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  ASSERT_EQ(api().fcntl(c, F_SETFL, O_NONBLOCK), 0);
+  std::vector<char> buf(4096, 'b');
+  size_t queued = 0;
+  for (;;) {
+    const ssize_t n = api().send(c, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      EXPECT_EQ(errno, EAGAIN);
+      break;
+    }
+    queued += static_cast<size_t>(n);
+    ASSERT_LT(queued, 1u << 20) << "the writer never stopped";
+  }
+  EXPECT_GT(queued, 0u);
+  EXPECT_LT(queued, 256u * 1024);
+  EXPECT_EQ(readiness(c) & OUT, 0U);
+}
+
 // ep -LT,IN|RDHUP-> s ; the client closes
 TEST_P(InetStream, PeerCloseGivesRdhupWithoutHup) {
   auto [c, s] = connected();

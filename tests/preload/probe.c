@@ -17,6 +17,8 @@
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -259,6 +261,71 @@ int main(void) {
   n = waitn(outer, 1000, got, 8);
   say("nested kernel event", "%s %llu", rc(n), n > 0 ? (unsigned long long)got[0] : 0ULL);
   say("loop", "%s", rc(add(inner, outer, EPOLLIN, 7)));
+
+  /* TCP on the loopback network (in-process sockets under UEPOLL_PRELOAD_INET=loopback) */
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof la;
+  const char* b1 = rc(bind(l, (struct sockaddr*)&la, sizeof la));
+  say("tcp listen", "%s %s %s", b1, rc(listen(l, 4)),
+      rc(getsockname(l, (struct sockaddr*)&la, &alen)));
+  int lep = epoll_create1(0);
+  say("tcp watch listener", "%s", rc(add(lep, l, EPOLLIN, 10)));
+  say("tcp accept empty", "%s", rc(accept(l, NULL, NULL)));
+  int cl = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  say("tcp connect", "%s", rc(connect(cl, (struct sockaddr*)&la, sizeof la)));
+  n = waitn(lep, 2000, got, 8);
+  say("tcp listener ready", "%s %llu", rc(n), n > 0 ? (unsigned long long)got[0] : 0ULL);
+  struct pollfd lpf = {l, POLLIN, 0};
+  rr = rc(poll(&lpf, 1, 0));
+  say("tcp listener poll", "%s %#x", rr, lpf.revents);
+  struct sockaddr_in from, cname, peer4;
+  socklen_t flen = sizeof from, clen = sizeof cname, plen4 = sizeof peer4;
+  int sv4 = accept4(l, (struct sockaddr*)&from, &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  say("tcp accepted", "%s cloexec %d", sv4 >= 0 ? "yes" : rc(sv4), fcntl(sv4, F_GETFD));
+  say("tcp watch client", "%s", rc(add(lep, cl, EPOLLOUT, 11)));
+  n = waitn(lep, 2000, got, 8);
+  say("tcp client writable", "%s %llu", rc(n), n > 0 ? (unsigned long long)got[0] : 0ULL);
+  int soerr = -1;
+  len = sizeof soerr;
+  getsockopt(cl, SOL_SOCKET, SO_ERROR, &soerr, &len);
+  getsockname(cl, (struct sockaddr*)&cname, &clen);
+  getpeername(sv4, (struct sockaddr*)&peer4, &plen4);
+  say("tcp names", "SO_ERROR %d from=client %d peer=client %d", soerr,
+      from.sin_port == cname.sin_port, peer4.sin_port == cname.sin_port);
+  const char* sent = rc(send(cl, "ping", 4, 0));
+  say("tcp send", "%s %s", sent, rc(write(cl, "pong", 4)));
+  int inq = -1;
+  rr = rc(ioctl(sv4, FIONREAD, &inq));
+  say("tcp FIONREAD", "%s %d", rr, inq);
+  memset(buf, 0, sizeof buf);
+  rr = rc(recv(sv4, buf, sizeof buf, 0));
+  say("tcp recv", "%s '%s'", rr, buf);
+  const char* shut = rc(shutdown(cl, SHUT_WR));
+  struct pollfd eof = {sv4, POLLIN, 0};
+  poll(&eof, 1, 2000);
+  say("tcp shutdown", "%s %s", shut, rc(recv(sv4, buf, sizeof buf, 0)));
+  close(cl);
+  close(sv4);
+  say("tcp accept after", "%s", rc(accept(l, NULL, NULL)));
+  /* a client in another process reaches the same listener through the kernel */
+  pid_t cpid = fork();
+  if (cpid == 0) {
+    int k = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(k, (struct sockaddr*)&la, sizeof la) == 0) {
+      write(k, "ext", 3);
+    }
+    _exit(0);
+  }
+  n = waitn(lep, 5000, got, 8);
+  int ext = accept(l, NULL, NULL);
+  memset(buf, 0, sizeof buf);
+  rr = rc(read(ext, buf, 3));
+  say("tcp other process", "%s %s '%s'", rc(n), ext >= 0 ? "accepted" : rc(ext), buf);
+  waitpid(cpid, NULL, 0);
+  close(ext);
+  close(l);
+  close(lep);
 
   /* fork: the child writes to a pipe and a socketpair made before; the parent reads */
   int q[2];

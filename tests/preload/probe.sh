@@ -8,7 +8,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$probe" > "$work/kernel" 2>&1
 status=0
-for mode in "default" "UEPOLL_PRELOAD_OBJECTS=0" "UEPOLL_LOCK_MODE=legacy"; do
+for mode in "default" "UEPOLL_PRELOAD_OBJECTS=0" "UEPOLL_LOCK_MODE=legacy" \
+            "UEPOLL_PRELOAD_INET=loopback"; do
   env_args=()
   [[ $mode == default ]] || env_args=("$mode")
   env "${env_args[@]}" LD_PRELOAD="$preload" "$probe" > "$work/preload" 2>&1 || true
