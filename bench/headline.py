@@ -135,7 +135,7 @@ def main():
     log("churn: socketpair -> ADD -> write -> wait -> read -> close, T = 1..64")
     churn_json = os.path.join(tmp, "churn.json")
     subprocess.run([os.path.join(args.build, "bench/churn/churn"), "--threads=1,2,4,8,16,64",
-                    "--modes=fine,legacy,kernel", f"--seconds={churn_seconds}", "--repeat=3",
+                    "--modes=fine,legacy,kernel,floor", f"--seconds={churn_seconds}", "--repeat=3",
                     f"--json={churn_json}"], check=True, timeout=900, stdout=subprocess.DEVNULL)
     with open(churn_json) as f:
         result["churn"] = json.load(f)
@@ -225,13 +225,19 @@ def print_table(r, worker_counts):
     print("\n=== Connection churn (ops/s, median)")
     points = r["churn"]["points"]
     threads = sorted({p["threads"] for p in points})
-    print(f"{'T':>4s} " + " ".join(f"{b:>12s}" for b in BACKENDS) + f" {'fine/legacy':>12s} "
-          f"{'fine/kernel':>12s}")
+    # floor: the same loop on the bare user-space work of a cycle (bench/churn/floor_backend.hpp);
+    # fine x floor: fine's CPU time per iteration in multiples of the floor's.
+    print(f"{'T':>4s} " + " ".join(f"{b:>12s}" for b in BACKENDS) + f" {'floor':>12s} "
+          f"{'fine/legacy':>12s} {'fine/kernel':>12s} {'fine x floor':>12s}")
     get = {(p["mode"], p["threads"]): p.get("ops_per_s", float("nan")) for p in points}
+    times_floor = {p["threads"]: p.get("cpu_times_floor", float("nan"))
+                   for p in points if p["mode"] == "fine"}
     for t in threads:
         vals = [get.get((b, t), float("nan")) for b in BACKENDS]
-        print(f"{t:>4d} " + " ".join(f"{v:>12.0f}" for v in vals) +
-              f" {vals[0] / vals[1]:>12.2f} {vals[0] / vals[2]:>12.2f}")
+        floor = get.get(("floor", t), float("nan"))
+        print(f"{t:>4d} " + " ".join(f"{v:>12.0f}" for v in vals) + f" {floor:>12.0f}" +
+              f" {vals[0] / vals[1]:>12.2f} {vals[0] / vals[2]:>12.2f}"
+              f" {times_floor.get(t, float('nan')):>12.1f}")
     print(f"\n(elapsed {r['elapsed_s']:.0f} s)")
 
 

@@ -9,7 +9,9 @@
 //   which is the file release path the seed measured)
 //
 // Modes: uepoll LockMode::kFine, uepoll LockMode::kLegacy (every close of a watched file takes
-// the process-wide mutex, Linux's old epmutex), and the identical loop on the host kernel.
+// the process-wide mutex, Linux's old epmutex), the identical loop on the host kernel, each
+// kernel worker with its own descriptor table (unshare(CLONE_FILES)), and the floor: the same
+// loop on the bare user-space work of a cycle (floor_backend.hpp), a reference for uepoll's cost.
 //
 // Each point (mode, T) runs --repeat times for --seconds / --repeat seconds each; repetitions
 // are interleaved across modes and thread counts so drift on a noisy machine hits every mode
@@ -17,7 +19,8 @@
 // the uepoll modes once more to measure the global mutex's hold time and the release path's
 // time; the throughput pass never reads those clocks.
 //
-//   churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel] [--seconds=1] [--repeat=3]
+//   churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor] [--seconds=1]
+//         [--repeat=3]
 //         [--object=auto|socketpair|pipe] [--no-timing] [--json=FILE]
 #include <sched.h>
 #include <sys/epoll.h>
@@ -40,15 +43,19 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "floor_backend.hpp"
 #include "uepoll/stats.hpp"
 
 namespace {
 
+using uepoll_bench::FloorBackend;
 using uepoll_bench::KernelBackend;
 using uepoll_bench::UepollBackend;
 using Clock = std::chrono::steady_clock;
 
-enum class Mode { kFine, kLegacy, kKernel };
+enum class Mode { kFine, kLegacy, kKernel, kFloor };
+
+bool is_uepoll(Mode mode) { return mode == Mode::kFine || mode == Mode::kLegacy; }
 
 const char* mode_name(Mode mode) {
   switch (mode) {
@@ -58,6 +65,8 @@ const char* mode_name(Mode mode) {
       return "legacy";
     case Mode::kKernel:
       return "kernel";
+    case Mode::kFloor:
+      return "floor";
   }
   return "?";
 }
@@ -68,7 +77,7 @@ enum class Object { kSocketpair, kPipe };
 
 struct Options {
   std::vector<int> threads = {1, 2, 4, 8, 16, 64};
-  std::vector<Mode> modes = {Mode::kFine, Mode::kLegacy, Mode::kKernel};
+  std::vector<Mode> modes = {Mode::kFine, Mode::kLegacy, Mode::kKernel, Mode::kFloor};
   double seconds = 1.0;
   int repeat = 3;
   std::optional<Object> object;  // unset: socketpair where uepoll has it, else pipe
@@ -193,8 +202,18 @@ void churn_loop(B& b, Object object, Shared& shared, WorkerResult& result) {
 
 void run_worker(Mode mode, Object object, Shared& shared, WorkerResult& result) {
   if (mode == Mode::kKernel) {
+    // Its own descriptor table too, as nginx's worker processes have: a table shared by all
+    // workers would make the kernel's descriptor allocation and close contend on one lock
+    // that uepoll's per-worker tables never see.
+    if (unshare(CLONE_FILES) != 0) {
+      std::perror("churn: unshare(CLONE_FILES)");
+      std::abort();
+    }
     KernelBackend kernel;
     churn_loop(kernel, object, shared, result);
+  } else if (mode == Mode::kFloor) {
+    FloorBackend floor;
+    churn_loop(floor, object, shared, result);
   } else {
     // Own descriptor table: each worker is a process of its own, as nginx's workers are.
     UepollBackend process(mode == Mode::kFine ? uepoll::LockMode::kFine
@@ -433,7 +452,7 @@ void print_table(const std::vector<Point>& points, int cpus) {
     if (p.mode == Mode::kFine) {
       fine_legacy = ratio_text(&p, find(points, Mode::kLegacy, p.threads), ops_of);
     }
-    if (p.mode != Mode::kKernel) {
+    if (is_uepoll(p.mode)) {
       const Point* kernel = find(points, Mode::kKernel, p.threads);
       uepoll_kernel = ratio_text(&p, kernel, ops_of);
       cpu_uepoll_kernel = ratio_text(&p, kernel, ops_per_cpu_of);
@@ -455,6 +474,16 @@ void print_table(const std::vector<Point>& points, int cpus) {
                 cpu_uepoll_kernel.c_str());
   }
 
+  // The floor: what one iteration costs uepoll in worker CPU time, in multiples of the bare
+  // user-space cycle (floor_backend.hpp), same run, same T.
+  for (const Point& p : points) {
+    const Point* floor = find(points, Mode::kFloor, p.threads);
+    if (is_uepoll(p.mode) && !p.failed && floor != nullptr && p.median_ops_per_cpu_s() > 0) {
+      std::printf("%-6s T=%-3d costs %.1fx the floor per iteration (CPU time)\n",
+                  mode_name(p.mode), p.threads,
+                  floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
+    }
+  }
   // Scaling 1 -> 2 threads, where both points exist.
   for (const Mode mode : {Mode::kFine, Mode::kLegacy, Mode::kKernel}) {
     const Point* one = find(points, mode, 1);
@@ -491,7 +520,7 @@ void print_table(const std::vector<Point>& points, int cpus) {
               "saturates at",
               "release ns");
   for (const Point& p : points) {
-    if (p.failed || p.mode == Mode::kKernel) {
+    if (p.failed || !is_uepoll(p.mode)) {
       continue;
     }
     const double rate = p.median_mutex_rate();
@@ -569,7 +598,7 @@ bool write_json(const std::string& path,
         std::fprintf(f, "%s%.1f", i == 0 ? "" : ", ", p.samples[i].ops_per_s);
       }
       std::fprintf(f, "]");
-      if (p.mode != Mode::kKernel) {
+      if (is_uepoll(p.mode)) {
         std::fprintf(f, ", \"global_mutex_per_s\": %.1f", p.median_mutex_rate());
         if (p.timing) {
           std::fprintf(f,
@@ -584,6 +613,10 @@ bool write_json(const std::string& path,
         }
         if (const Point* kernel = find(points, Mode::kKernel, p.threads)) {
           std::fprintf(f, ", \"uepoll_over_kernel\": %.3f", p.median_ops() / kernel->median_ops());
+        }
+        if (const Point* floor = find(points, Mode::kFloor, p.threads)) {
+          std::fprintf(f, ", \"cpu_times_floor\": %.3f",
+                       floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
         }
       }
     }
@@ -601,7 +634,7 @@ bool write_json(const std::string& path,
     std::fprintf(stderr, "churn: bad argument: %s\n", bad);
   }
   std::fprintf(stderr,
-               "usage: churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel] "
+               "usage: churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor] "
                "[--seconds=1] [--repeat=3]\n"
                "             [--object=auto|socketpair|pipe] [--no-timing] [--json=FILE]\n"
                "  --seconds: duration of one point, split over its --repeat runs\n");
@@ -654,6 +687,8 @@ Options parse(int argc, char** argv) {
           opt.modes.push_back(Mode::kLegacy);
         } else if (m == "kernel") {
           opt.modes.push_back(Mode::kKernel);
+        } else if (m == "floor") {
+          opt.modes.push_back(Mode::kFloor);
         } else {
           usage(argv[i]);
         }
@@ -748,7 +783,7 @@ int main(int argc, char** argv) {
   if (opt.timing) {
     uepoll::stats::set_timing(true);
     for (Point& p : points) {
-      if (p.failed || p.mode == Mode::kKernel) {
+      if (p.failed || !is_uepoll(p.mode)) {
         continue;
       }
       p.timing = run_once(p.mode, object, p.threads, run_seconds);

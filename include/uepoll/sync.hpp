@@ -1,5 +1,5 @@
-// Annotated lock types. std::mutex carries no capability attributes under libstdc++, so uepoll
-// wraps it; every lock-protected field in uepoll names one of these in UEPOLL_GUARDED_BY.
+// Annotated lock types. The standard and pthread locks carry no capability attributes, so uepoll
+// wraps them; every lock-protected field in uepoll names one of these in UEPOLL_GUARDED_BY.
 //
 // Every lock has a level from docs/locking.md §1. Builds with UEPOLL_LOCKDEP (the debug
 // presets) keep a per-thread record of the locks held and abort, naming both locks, when a
@@ -11,8 +11,9 @@
 #pragma once
 
 #include <atomic>
+#include <pthread.h>
+
 #include <cstdint>
-#include <mutex>
 
 #include "uepoll/detail/thread_annotations.hpp"
 
@@ -75,21 +76,31 @@ inline void full_barrier() noexcept {
 #endif
 }
 
-/// A sleeping mutex (std::mutex underneath). Used where the holder may block or run long:
-/// an epoll instance's ctl/harvest mutex, descriptor tables, the nesting mutex.
+/// A sleeping mutex (a pthread mutex). Used where the holder may block or run long: an epoll
+/// instance's ctl/harvest mutex, descriptor tables, the nesting mutex.
 class UEPOLL_CAPABILITY("mutex") Mutex {
  public:
-  constexpr explicit Mutex(LockLevel level = LockLevel::kObject) noexcept : level_(level) {}
+  /// What lock() does when the mutex is held: park at once, or first spin a while (glibc's
+  /// adaptive mutex, user space's counterpart of Linux's optimistic spinning on an owner that
+  /// is running). The 2017 kernel's epmutex spun; LockMode::kLegacy's global mutex does too.
+  enum class Contended { kPark, kSpinThenPark };
+
+  constexpr explicit Mutex(LockLevel level = LockLevel::kObject,
+                           Contended contended = Contended::kPark) noexcept
+      : mu_(initializer(contended)), level_(level) {}
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
   void lock() UEPOLL_ACQUIRE() {
     detail::lockdep_acquire(this, level_, /*spins=*/false);
-    mu_.lock();
+    pthread_mutex_lock(&mu_);
   }
   void unlock() UEPOLL_RELEASE() {
-    mu_.unlock();
+    pthread_mutex_unlock(&mu_);
     detail::lockdep_release(this);
   }
   bool try_lock() UEPOLL_TRY_ACQUIRE(true) {
-    if (!mu_.try_lock()) {
+    if (pthread_mutex_trylock(&mu_) != 0) {
       return false;
     }
     detail::lockdep_acquire(this, level_, /*spins=*/false);
@@ -99,7 +110,16 @@ class UEPOLL_CAPABILITY("mutex") Mutex {
   void assert_held() const UEPOLL_ASSERT_CAPABILITY(this) {}
 
  private:
-  std::mutex mu_;
+  static constexpr pthread_mutex_t initializer(Contended contended) noexcept {
+    if (contended == Contended::kSpinThenPark) {
+      pthread_mutex_t m = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+      return m;
+    }
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    return m;
+  }
+
+  pthread_mutex_t mu_;
   const LockLevel level_;
 };
 

@@ -181,6 +181,7 @@ void Instance::release() noexcept {
 // and path B need a pin, which fails), so each item stays valid after the watcher lock is
 // dropped, and it keeps its instance alive.
 void epoll_release_file(File& file) noexcept {
+  std::optional<GlobalMutexLock> legacy;  // the pre-6.4 design: once per watched file released
   for (;;) {
     Watch* w;
     {
@@ -190,6 +191,9 @@ void epoll_release_file(File& file) noexcept {
     if (w == nullptr) {
       return;
     }
+    if (w->instance->legacy() && !legacy) {
+      legacy.emplace();
+    }
     Instance::release_watch(w);
   }
 }
@@ -197,10 +201,6 @@ void epoll_release_file(File& file) noexcept {
 void Instance::release_watch(Watch* w) noexcept {
   Instance* ep = w->instance;
   {
-    std::optional<GlobalMutexLock> legacy;
-    if (ep->legacy_) {
-      legacy.emplace();  // the pre-6.4 design: every release of a watched file, serialised
-    }
     MutexLock lock(ep->ctl_mutex_);
     ep->remove(w);
   }

@@ -130,6 +130,8 @@ class Instance final : public File {
 
   /// Removal path C for one item: the watched file's last reference went.
   static void release_watch(Watch* w) noexcept;
+  /// LockMode::kLegacy: the close paths take the global mutex.
+  bool legacy() const noexcept { return legacy_; }
 
   void get_instance() noexcept { instance_refs_.fetch_add(1, std::memory_order_relaxed); }
   /// get_instance() unless the count already reached zero (the instance is being retired).
