@@ -241,9 +241,8 @@ long count_kernel_fds() {
 /// Open descriptors of one backend's table (uepoll) or -1 (kernel: counted process-wide).
 long count_table_fds(KernelBackend&) { return -1; }
 long count_table_fds(UepollBackend& b) {
-  const int limit = std::min(b.process().fds().limit(), 1 << 16);
   long n = 0;
-  for (int fd = 0; fd < limit; ++fd) {
+  for (int fd = 0; fd < (1 << 16); ++fd) {  // the benchmark never opens more
     if (b.process().get(fd)) {
       ++n;
     }

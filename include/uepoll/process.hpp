@@ -18,18 +18,21 @@
 #include <time.h>
 
 #include "uepoll/blocking.hpp"
-#include "uepoll/fd_table.hpp"
 #include "uepoll/file.hpp"
 #include "uepoll/lock_mode.hpp"
 #include "uepoll/result.hpp"
 
 namespace uepoll {
 
+class FdTable;  // the descriptor table, private to the library (src/core/fd_table.hpp)
+
 class Process {
  public:
-  explicit Process(LockMode mode = LockMode::kFine,
-                   int fd_limit = FdTable::default_limit()) noexcept
-      : fds_(fd_limit), mode_(mode) {}
+  /// fd_limit: the most descriptors the table holds (EMFILE beyond); kDefaultFdLimit is the
+  /// process's RLIMIT_NOFILE soft limit, capped at 2^20.
+  static constexpr int kDefaultFdLimit = -1;
+  explicit Process(LockMode mode = LockMode::kFine, int fd_limit = kDefaultFdLimit) noexcept;
+  ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
@@ -39,12 +42,12 @@ class Process {
   /// The lock mode of the epoll instances this process creates.
   LockMode lock_mode() const noexcept { return mode_; }
 
-  FdTable& fds() noexcept { return fds_; }
+  FdTable& fds() noexcept { return *fds_; }
 
   /// Installs a user's object at the lowest free descriptor; `cloexec` records FD_CLOEXEC.
   Result<int> install(Ref<File> file, bool cloexec = false) noexcept;
   /// The object behind `fd` (null: EBADF).
-  Ref<File> get(int fd) const noexcept { return fds_.get(fd); }
+  Ref<File> get(int fd) const noexcept;
 
   // epoll
   Result<int> epoll_create(int size) noexcept;
@@ -102,7 +105,10 @@ class Process {
   Result<int> wait_common(int epfd, epoll_event* events, int maxevents, Timeout timeout,
                           const sigset_t* sigmask) noexcept;
 
-  FdTable fds_;
+  // The table lives inside the Process (no allocation that could fail) while its definition
+  // stays private: the storage is here, the object is built in process.cpp, which checks the fit.
+  alignas(64) unsigned char fds_storage_[128];
+  FdTable* const fds_;
   const LockMode mode_;
 };
 

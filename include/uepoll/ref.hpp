@@ -5,9 +5,13 @@
 #include <new>
 #include <utility>
 
-#include "uepoll/fault_injection.hpp"
-
 namespace uepoll {
+
+namespace detail {
+/// Every allocation site of uepoll asks this first; true means "behave as if out of memory"
+/// (the tests' fault injection, src/sync/fault_injection.hpp; always false in release builds).
+bool allocation_should_fail() noexcept;
+}  // namespace detail
 
 template <class T>
 class Ref {

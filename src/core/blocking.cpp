@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <new>
 
+#include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "sync/thread_exit.hpp"
-#include "uepoll/fault_injection.hpp"
 #include "uepoll/sync.hpp"
 
 namespace uepoll {

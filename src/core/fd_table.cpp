@@ -1,5 +1,4 @@
-#include "uepoll/fd_table.hpp"
-#include "uepoll/fault_injection.hpp"
+#include "core/fd_table.hpp"
 
 #include <sys/resource.h>
 
@@ -7,6 +6,7 @@
 #include <cerrno>
 #include <new>
 
+#include "sync/fault_injection.hpp"
 #include "sync/rcu.hpp"
 
 namespace uepoll {

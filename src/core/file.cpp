@@ -2,8 +2,8 @@
 
 #include <cerrno>
 
+#include "core/counters.hpp"
 #include "core/file_access.hpp"
-#include "core/stats.hpp"
 #include "sync/rcu.hpp"
 
 namespace uepoll {

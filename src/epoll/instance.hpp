@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/file_access.hpp"
+#include "epoll/epoll.hpp"
 #include "epoll/kernel_side.hpp"
 #include "sync/rcu.hpp"
 #include "uepoll/blocking.hpp"
@@ -37,9 +38,6 @@ class Instance;
 
 /// Bits of an item's mask that are not poll bits.
 constexpr std::uint32_t kPrivateBits = EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE;
-/// The only bits allowed together with EPOLLEXCLUSIVE.
-constexpr std::uint32_t kExclusiveOkBits =
-    EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
 /// At most this many epoll-to-epoll links on a chain (5 instances), as Linux's EP_MAX_NESTS.
 constexpr int kMaxNests = 4;
 
@@ -121,12 +119,8 @@ class Instance final : public File {
     return ks != nullptr && ks->live() ? ks : nullptr;
   }
 
-  /// The interposer hands `file` over to the kernel (fork, exec): every epoll item watching it
-  /// becomes a kernel member of its instance with the same events and data, registered through
-  /// `kernel_fd_for(item's fd)`, a descriptor of the kernel object now standing in its place
-  /// (-1: leave the item).
-  template <class KernelFdFor>
-  static void hand_over_watches(File& file, KernelFdFor&& kernel_fd_for) noexcept;
+  /// hand_over_watches (epoll.hpp).
+  static void hand_over_watches(File& file, KernelStandIn& stand_in) noexcept;
 
   /// Removal path C for one item: the watched file's last reference went.
   static void release_watch(Watch* w) noexcept;
@@ -268,11 +262,6 @@ class Instance final : public File {
   std::atomic<long> instance_refs_{1};
 };
 
-/// Global watch accounting (Linux's per-user epoll_watches against max_user_watches).
-long max_user_watches() noexcept;
-void set_max_user_watches(long limit) noexcept;
-long user_watches() noexcept;
-
 /// Holds the process-wide epoll mutex (g_nesting_mutex) for a scope, counting acquisitions.
 class GlobalMutexLock {
  public:
@@ -312,48 +301,6 @@ class NestingCheck {
 /// True while some nesting check is in flight and has visited `ep` (Linux's gen == loop_check_gen
 /// test, which closes the race of a fast-path ADD with a concurrent check).
 bool check_in_flight_visited(const Instance* ep) noexcept;
-
-/// Number of times g_nesting_mutex was taken (tests: zero on the close paths in kFine mode).
-std::uint64_t global_mutex_acquisitions() noexcept;
-
-template <class KernelFdFor>
-void Instance::hand_over_watches(File& file, KernelFdFor&& kernel_fd_for) noexcept {
-  struct Item {
-    Instance* instance;
-    int fd;
-  };
-  std::vector<Item> items;
-  try {
-    rcu::ReadGuard rcu;  // the items and their instances outlive this walk
-    for (Watch* w = FileAccess::watchers(file).load(std::memory_order_acquire); w != nullptr;
-         w = w->file_next.load(std::memory_order_acquire)) {
-      if (w->instance->try_get_instance()) {
-        items.push_back(Item{w->instance, w->fd});
-      }
-    }
-  } catch (const std::bad_alloc&) {
-    // No memory for the list: the items stay uepoll's.
-  }
-  for (Item& item : items) {
-    Instance* ep = item.instance;
-    epoll_event ev{};
-    bool found = false;
-    {
-      MutexLock lock(ep->ctl_mutex_);
-      if (Watch* w = ep->find(&file, item.fd)) {
-        ev.events = w->events.load(std::memory_order_relaxed);
-        ev.data.u64 = w->data;
-        found = true;
-      }
-    }
-    const int kfd = found ? kernel_fd_for(item.fd) : -1;
-    // The kernel member first, then the uepoll item goes: no moment without either.
-    if (kfd >= 0 && ep->ctl_kernel(EPOLL_CTL_ADD, kfd, &ev)) {
-      (void)ep->ctl(EPOLL_CTL_DEL, Ref<File>::share(&file), item.fd, epoll_event{});
-    }
-    ep->put_instance();
-  }
-}
 
 }  // namespace detail
 }  // namespace uepoll

@@ -1,11 +1,10 @@
 #include "epoll/kernel_side.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-#include <poll.h>
 
 #include <cerrno>
 #include <chrono>
@@ -14,9 +13,9 @@
 #include <vector>
 
 #include "core/file_access.hpp"
-#include "sync/sys.hpp"
 #include "epoll/instance.hpp"
-#include "uepoll/fault_injection.hpp"
+#include "sync/fault_injection.hpp"
+#include "sync/sys.hpp"
 
 namespace uepoll::detail {
 namespace {

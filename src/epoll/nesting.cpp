@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <new>
 
+#include "core/counters.hpp"
 #include "core/file_access.hpp"
-#include "core/stats.hpp"
 #include "epoll/instance.hpp"
 
 namespace uepoll::detail {

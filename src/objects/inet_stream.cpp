@@ -41,7 +41,6 @@
 // then holds at most the writer's send buffer plus the reader's receive buffer (the values
 // getsockopt reports), and is writable while at most two thirds of that are unread.
 #include <arpa/inet.h>
-#include "uepoll/fault_injection.hpp"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -55,6 +54,7 @@
 #include <optional>
 
 #include "objects/unix_inet_common.hpp"
+#include "sync/fault_injection.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 

@@ -3,20 +3,18 @@
 // Writable means "a page is free", which is why EPOLLOUT comes back only once 4096 bytes have
 // been read from a full pipe. Each end hooks its own queue only (readers: read_wait, writers:
 // write_wait), as Linux's pipe_poll does.
+#include <fcntl.h>
 #include <pthread.h>
-#include "uepoll/fault_injection.hpp"
 #include <signal.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
-#include <fcntl.h>
-
-#include <cstdio>
-
+#include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"

@@ -12,11 +12,11 @@
 #include <cerrno>
 #include <optional>
 
+#include "sync/fault_injection.hpp"
 #include "sync/rcu.hpp"
-#include "uepoll/fault_injection.hpp"
-#include "uepoll/sync.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
+#include "uepoll/sync.hpp"
 
 namespace uepoll {
 namespace {

@@ -1,5 +1,4 @@
 #include "objects/unix_inet_common.hpp"
-#include "uepoll/fault_injection.hpp"
 
 #include <pthread.h>
 #include <sys/time.h>
@@ -11,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+
+#include "sync/fault_injection.hpp"
 
 namespace uepoll::sockcommon {
 

@@ -33,7 +33,6 @@
 // EOF); a write to a shut or closed peer fails with EPIPE and raises SIGPIPE unless
 // MSG_NOSIGNAL.
 #include <sys/un.h>
-#include "uepoll/fault_injection.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +43,7 @@
 #include <optional>
 
 #include "objects/unix_inet_common.hpp"
+#include "sync/fault_injection.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "epoll/instance.hpp"
+#include "epoll/epoll.hpp"
 #include "preload/preload.hpp"
 
 namespace uepoll::preload {
@@ -64,15 +64,21 @@ void hand_over_all() noexcept {
       }
       continue;
     }
-    detail::Instance::hand_over_watches(*e.file, [&](int item_fd) {
-      // The item's own number if it still names this object, else any number that does.
-      for (const Entry& t : entries) {
-        if (t.fd == item_fd && t.file.get() == e.file.get()) {
-          return item_fd;
+    // The item's own number if it still names this object, else any number that does.
+    struct StandIn final : detail::KernelStandIn {
+      const std::vector<Entry>& entries;
+      const Entry& e;
+      StandIn(const std::vector<Entry>& all, const Entry& one) : entries(all), e(one) {}
+      int kernel_fd_for(int item_fd) noexcept override {
+        for (const Entry& t : entries) {
+          if (t.fd == item_fd && t.file.get() == e.file.get()) {
+            return item_fd;
+          }
         }
+        return e.fd;
       }
-      return e.fd;
-    });
+    } stand_in(entries, e);
+    detail::hand_over_watches(*e.file, stand_in);
   }
 }
 

@@ -26,7 +26,7 @@
 #include <memory>
 #include <new>
 
-#include "epoll/instance.hpp"
+#include "epoll/epoll.hpp"
 #include "preload/libc.hpp"
 #include "preload/preload.hpp"
 #include "preload/reentry.hpp"
@@ -61,7 +61,7 @@ int create_epoll(int flags) noexcept {
   Inside inside;
   // The instance's kernel side, if it ever needs one, will be this kernel epoll
   // (kernel_twin_of in preload.cpp): kernel event loops watching `fd` then see its events.
-  Result<Ref<File>> made = detail::Instance::create(0, table().lock_mode());
+  Result<Ref<File>> made = detail::create_instance(0, table().lock_mode());
   if (!made) {
     libc().close(fd);
     return fail(made.error());
@@ -361,7 +361,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
   if (Ref<File> f = object(fd); f && f->is_epoll()) {
     // A kernel epoll (made outside the interposer) watching a uepoll instance: the program's
     // descriptor is the instance's kernel epoll, readable while the instance has events.
-    if (auto exported = uepoll::detail::Instance::from(f.get())->kernel_fd(); !exported) {
+    if (auto exported = uepoll::detail::instance_kernel_fd(*f); !exported) {
       return fail(exported.error());
     }
   }

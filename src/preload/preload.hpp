@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "core/fd_table.hpp"
 #include "preload/libc.hpp"
 #include "uepoll/process.hpp"
 

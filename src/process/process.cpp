@@ -1,7 +1,6 @@
 // The system-call layer: argument checks in Linux's order, descriptor lookups, then the object
 // or epoll instance does the work. Nothing here touches errno (that is capi/'s job).
 #include "uepoll/process.hpp"
-#include "uepoll/fault_injection.hpp"
 
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -10,10 +9,12 @@
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
-#include <string_view>
 #include <new>
+#include <string_view>
 
-#include "epoll/instance.hpp"
+#include "core/fd_table.hpp"
+#include "epoll/epoll.hpp"
+#include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
@@ -42,6 +43,17 @@ IoFlags io_flags(const File& f, int msg_flags = 0) noexcept {
 
 }  // namespace
 
+Process::Process(LockMode mode, int fd_limit) noexcept
+    : fds_(new (fds_storage_)
+               FdTable(fd_limit == kDefaultFdLimit ? FdTable::default_limit() : fd_limit)),
+      mode_(mode) {
+  static_assert(sizeof(FdTable) <= sizeof(fds_storage_) && alignof(FdTable) <= alignof(Process));
+}
+
+Process::~Process() { fds_->~FdTable(); }
+
+Ref<File> Process::get(int fd) const noexcept { return fds_->get(fd); }
+
 Process& Process::global() noexcept {
   // Never destroyed: other threads may still use it while static destructors run.
   static Process* process = new Process(lock_mode_from_environment());
@@ -49,7 +61,7 @@ Process& Process::global() noexcept {
 }
 
 Result<int> Process::install(Ref<File> file, bool cloexec) noexcept {
-  return fds_.install(std::move(file), cloexec);
+  return fds_->install(std::move(file), cloexec);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -66,11 +78,11 @@ Result<int> Process::epoll_create1(int flags) noexcept {
   if ((flags & ~EPOLL_CLOEXEC) != 0) {
     return Error{EINVAL};
   }
-  Result<Ref<File>> ep = detail::Instance::create(0, mode_);
+  Result<Ref<File>> ep = detail::create_instance(0, mode_);
   if (!ep) {
     return Error{ep.error()};
   }
-  return fds_.install(std::move(ep.value()), (flags & EPOLL_CLOEXEC) != 0);
+  return fds_->install(std::move(ep.value()), (flags & EPOLL_CLOEXEC) != 0);
 }
 
 Result<void> Process::epoll_ctl(int epfd, int op, int fd, const epoll_event* event) noexcept {
@@ -81,11 +93,11 @@ Result<void> Process::epoll_ctl(int epfd, int op, int fd, const epoll_event* eve
     }
     ev = *event;
   }
-  Ref<File> ep = fds_.get(epfd);
+  Ref<File> ep = fds_->get(epfd);
   if (!ep) {
     return Error{EBADF};
   }
-  Ref<File> target = fds_.get(fd);
+  Ref<File> target = fds_->get(fd);
   if (!target) {
     return Error{EBADF};
   }
@@ -107,7 +119,7 @@ Result<void> Process::epoll_ctl(int epfd, int op, int fd, const epoll_event* eve
       return Error{EINVAL};
     }
   }
-  return detail::Instance::from(ep.get())->ctl(op, std::move(target), fd, ev);
+  return detail::instance_ctl(*ep, op, std::move(target), fd, ev);
 }
 
 namespace {
@@ -139,7 +151,7 @@ Result<void> Process::epoll_ctl_kernel(int epfd, int op, int kfd,
     }
     ev = *event;
   }
-  Ref<File> ep = fds_.get(epfd);
+  Ref<File> ep = fds_->get(epfd);
   if (!ep) {
     return Error{EBADF};
   }
@@ -149,24 +161,24 @@ Result<void> Process::epoll_ctl_kernel(int epfd, int op, int kfd,
     }
     return Error{EINVAL};
   }
-  return detail::Instance::from(ep.get())->ctl_kernel(op, kfd,
+  return detail::instance_ctl_kernel(*ep, op, kfd,
                                                        op == EPOLL_CTL_DEL ? nullptr : &ev);
 }
 
 Result<int> Process::epoll_kernel_fd(int epfd) noexcept {
-  Ref<File> ep = fds_.get(epfd);
+  Ref<File> ep = fds_->get(epfd);
   if (!ep) {
     return Error{EBADF};
   }
   if (!ep->is_epoll()) {
     return Error{EINVAL};
   }
-  return detail::Instance::from(ep.get())->kernel_fd();
+  return detail::instance_kernel_fd(*ep);
 }
 
 Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents, Timeout timeout,
                                  const sigset_t* sigmask) noexcept {
-  Ref<File> ep = fds_.get(epfd);
+  Ref<File> ep = fds_->get(epfd);
   if (!ep) {
     return Error{EBADF};
   }
@@ -179,7 +191,7 @@ Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents, T
   if (!ep->is_epoll()) {
     return Error{EINVAL};
   }
-  return detail::Instance::from(ep.get())->wait(events, maxevents, timeout,
+  return detail::instance_wait(*ep, events, maxevents, timeout,
                                                  sigmask);
 }
 
@@ -225,7 +237,7 @@ Result<int> Process::eventfd(unsigned int initval, int flags) noexcept {
   if (!f) {
     return Error{f.error()};
   }
-  return fds_.install(std::move(f.value()), (flags & EFD_CLOEXEC) != 0);
+  return fds_->install(std::move(f.value()), (flags & EFD_CLOEXEC) != 0);
 }
 
 Result<void> Process::pipe2(int fds[2], int flags) noexcept {
@@ -239,7 +251,7 @@ Result<void> Process::pipe2(int fds[2], int flags) noexcept {
   if (!pair) {
     return Error{pair.error()};
   }
-  return fds_.install_pair(std::move(pair->first), std::move(pair->second),
+  return fds_->install_pair(std::move(pair->first), std::move(pair->second),
                            (flags & O_CLOEXEC) != 0, fds);
 }
 
@@ -282,7 +294,7 @@ Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) 
   if (!pair) {
     return Error{pair.error()};
   }
-  return fds_.install_pair(std::move(pair->first), std::move(pair->second),
+  return fds_->install_pair(std::move(pair->first), std::move(pair->second),
                            (flags & SOCK_CLOEXEC) != 0, sv);
 }
 
@@ -309,24 +321,24 @@ Result<int> Process::socket(int domain, int type, int protocol) noexcept {
   if (!s) {
     return Error{s.error()};
   }
-  return fds_.install(std::move(s.value()), (flags & SOCK_CLOEXEC) != 0);
+  return fds_->install(std::move(s.value()), (flags & SOCK_CLOEXEC) != 0);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sockets: EBADF, then ENOTSOCK (File's defaults), then the socket's own checks.
 
 Result<void> Process::bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->bind(addr, len) : Error{EBADF};
 }
 
 Result<void> Process::listen(int fd, int backlog) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->listen(backlog) : Error{EBADF};
 }
 
 Result<int> Process::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f) {
     return Error{EBADF};
   }
@@ -338,42 +350,42 @@ Result<int> Process::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) 
   if (!conn) {
     return Error{conn.error()};
   }
-  return fds_.install(std::move(conn.value()), (flags & SOCK_CLOEXEC) != 0);
+  return fds_->install(std::move(conn.value()), (flags & SOCK_CLOEXEC) != 0);
 }
 
 Result<void> Process::connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->connect(addr, len, io_flags(*f)) : Error{EBADF};
 }
 
 Result<void> Process::getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->getsockopt(level, name, val, len) : Error{EBADF};
 }
 
 Result<void> Process::setsockopt(int fd, int level, int name, const void* val,
                                  socklen_t len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->setsockopt(level, name, val, len) : Error{EBADF};
 }
 
 Result<void> Process::getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->getsockname(addr, len) : Error{EBADF};
 }
 
 Result<void> Process::getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->getpeername(addr, len) : Error{EBADF};
 }
 
 Result<size_t> Process::readable_bytes(int fd) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->readable_bytes() : Error{EBADF};
 }
 
 Result<void> Process::shutdown(int fd, int how) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   return f ? f->shutdown(how) : Error{EBADF};
 }
 
@@ -381,7 +393,7 @@ Result<void> Process::shutdown(int fd, int how) noexcept {
 // Descriptors and I/O
 
 Result<size_t> Process::read(int fd, void* buf, size_t count) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f || !f->readable()) {
     return Error{EBADF};
   }
@@ -392,7 +404,7 @@ Result<size_t> Process::read(int fd, void* buf, size_t count) noexcept {
 }
 
 Result<size_t> Process::write(int fd, const void* buf, size_t count) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f || !f->writable()) {
     return Error{EBADF};
   }
@@ -403,7 +415,7 @@ Result<size_t> Process::write(int fd, const void* buf, size_t count) noexcept {
 }
 
 Result<size_t> Process::recv(int fd, void* buf, size_t len, int flags) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f) {
     return Error{EBADF};
   }
@@ -414,7 +426,7 @@ Result<size_t> Process::recv(int fd, void* buf, size_t len, int flags) noexcept 
 }
 
 Result<size_t> Process::send(int fd, const void* buf, size_t len, int flags) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f) {
     return Error{EBADF};
   }
@@ -424,38 +436,38 @@ Result<size_t> Process::send(int fd, const void* buf, size_t len, int flags) noe
   return f->send(buf, len, io_flags(*f, flags));
 }
 
-Result<void> Process::close(int fd) noexcept { return fds_.close(fd); }
+Result<void> Process::close(int fd) noexcept { return fds_->close(fd); }
 
 Result<int> Process::dup(int oldfd) noexcept {
-  Ref<File> f = fds_.get(oldfd);
+  Ref<File> f = fds_->get(oldfd);
   if (!f) {
     return Error{EBADF};
   }
-  return fds_.install(std::move(f), false);
+  return fds_->install(std::move(f), false);
 }
 
 Result<int> Process::dup2(int oldfd, int newfd) noexcept {
   if (oldfd == newfd) {
-    return fds_.get(oldfd) ? Result<int>(newfd) : Result<int>(Error{EBADF});
+    return fds_->get(oldfd) ? Result<int>(newfd) : Result<int>(Error{EBADF});
   }
-  if (newfd < 0 || newfd >= fds_.limit()) {
+  if (newfd < 0 || newfd >= fds_->limit()) {
     return Error{EBADF};
   }
-  return fds_.dup_to(oldfd, newfd, false);
+  return fds_->dup_to(oldfd, newfd, false);
 }
 
 Result<int> Process::dup3(int oldfd, int newfd, int flags) noexcept {
   if ((flags & ~O_CLOEXEC) != 0 || oldfd == newfd) {
     return Error{EINVAL};
   }
-  if (newfd < 0 || newfd >= fds_.limit()) {
+  if (newfd < 0 || newfd >= fds_->limit()) {
     return Error{EBADF};
   }
-  return fds_.dup_to(oldfd, newfd, (flags & O_CLOEXEC) != 0);
+  return fds_->dup_to(oldfd, newfd, (flags & O_CLOEXEC) != 0);
 }
 
 Result<int> Process::fcntl(int fd, int cmd, long arg) noexcept {
-  Ref<File> f = fds_.get(fd);
+  Ref<File> f = fds_->get(fd);
   if (!f) {
     return Error{EBADF};
   }
@@ -466,23 +478,23 @@ Result<int> Process::fcntl(int fd, int cmd, long arg) noexcept {
       f->set_status_flags(static_cast<int>(arg));
       return 0;
     case F_GETFD: {
-      Result<bool> cloexec = fds_.cloexec(fd);
+      Result<bool> cloexec = fds_->cloexec(fd);
       if (!cloexec) {
         return Error{cloexec.error()};
       }
       return cloexec.value() ? FD_CLOEXEC : 0;
     }
     case F_SETFD:
-      if (Result<void> r = fds_.set_cloexec(fd, (arg & FD_CLOEXEC) != 0); !r) {
+      if (Result<void> r = fds_->set_cloexec(fd, (arg & FD_CLOEXEC) != 0); !r) {
         return Error{r.error()};
       }
       return 0;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-      if (arg < 0 || arg >= fds_.limit()) {
+      if (arg < 0 || arg >= fds_->limit()) {
         return Error{EINVAL};
       }
-      return fds_.install(std::move(f), cmd == F_DUPFD_CLOEXEC, static_cast<int>(arg));
+      return fds_->install(std::move(f), cmd == F_DUPFD_CLOEXEC, static_cast<int>(arg));
     default:
       return Error{EINVAL};
   }
@@ -557,7 +569,7 @@ Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
 
 Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const sigset_t* sigmask,
                                KernelFds kernel) noexcept {
-  if (nfds > static_cast<nfds_t>(fds_.limit())) {
+  if (nfds > static_cast<nfds_t>(fds_->limit())) {
     return Error{EINVAL};
   }
   if (nfds > 0 && (fds == nullptr || !user_range_ok(fds, nfds * sizeof(pollfd)))) {
@@ -574,7 +586,7 @@ Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const 
     for (nfds_t i = 0; i < nfds; ++i) {
       PollMask revents = 0;
       if (fds[i].fd >= 0) {
-        Ref<File> f = fds_.get(fds[i].fd);
+        Ref<File> f = fds_->get(fds[i].fd);
         if (f) {
           const PollMask wanted =
               static_cast<std::uint16_t>(fds[i].events) | POLLERR | POLLHUP;

@@ -2,8 +2,8 @@
 
 #include <urcu-bp.h>
 
+#include "sync/fault_injection.hpp"
 #include "sync/thread_exit.hpp"
-#include "uepoll/fault_injection.hpp"
 #include "uepoll/sync.hpp"
 
 #if defined(UEPOLL_TSAN)

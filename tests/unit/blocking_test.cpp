@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <thread>
 
-#include "uepoll/fault_injection.hpp"
+#include "sync/fault_injection.hpp"
 #include "uepoll/process.hpp"
 
 namespace {

@@ -3,8 +3,6 @@
 // failing call must return ENOMEM (ENOBUFS for a connect) and leave everything as
 // it was: live files, instances and items, the max_user_watches count, the lowest free
 // descriptor, and what the instance reports. Runs in builds with UEPOLL_FAULT_INJECTION.
-#include "uepoll/fault_injection.hpp"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -12,9 +10,10 @@
 
 #include <atomic>
 #include <cstdio>
-#include <thread>
 #include <functional>
+#include <thread>
 
+#include "sync/fault_injection.hpp"
 #include "uepoll/process.hpp"
 #include "uepoll/stats.hpp"
 

@@ -1,9 +1,8 @@
 // The descriptor table: lowest-free allocation, the limit, dup semantics, close-on-exec.
-#include "uepoll/fd_table.hpp"
-
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 
+#include "core/fd_table.hpp"
 #include "uepoll/objects.hpp"
 #include "uepoll/process.hpp"
 

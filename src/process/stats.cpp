@@ -1,7 +1,7 @@
 #include "uepoll/stats.hpp"
 
-#include "core/stats.hpp"
-#include "epoll/instance.hpp"
+#include "core/counters.hpp"
+#include "epoll/epoll.hpp"
 #include "sync/rcu.hpp"
 
 namespace uepoll::stats {

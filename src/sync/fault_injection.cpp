@@ -1,4 +1,4 @@
-#include "uepoll/fault_injection.hpp"
+#include "sync/fault_injection.hpp"
 
 #include "uepoll/sync.hpp"
 
