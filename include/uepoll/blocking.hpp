@@ -226,8 +226,7 @@ class Timeout {
   timespec time_;  // the length, then the deadline
 };
 
-/// Absolute CLOCK_MONOTONIC time `ms` milliseconds (`relative`, a valid timespec) from now.
-timespec deadline_after_ms(long ms) noexcept;
+/// The absolute CLOCK_MONOTONIC time `relative` (a valid timespec) from now.
 timespec deadline_after(const timespec& relative) noexcept;
 /// Time left until the absolute CLOCK_MONOTONIC `deadline`, zero once it has passed.
 timespec time_left(const timespec& deadline) noexcept;

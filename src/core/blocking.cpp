@@ -107,10 +107,6 @@ const timespec* Timeout::deadline() noexcept {
   }
 }
 
-timespec deadline_after_ms(long ms) noexcept {
-  return deadline_after(timespec{ms / 1000, (ms % 1000) * 1'000'000});
-}
-
 timespec deadline_after(const timespec& relative) noexcept {
   timespec t = now_monotonic();
   t.tv_sec += relative.tv_sec;

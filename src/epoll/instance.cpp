@@ -4,7 +4,6 @@
 #include "epoll/instance.hpp"
 
 #include <cerrno>
-#include <cstdio>
 #include <new>
 #include <optional>
 #include <utility>
@@ -13,6 +12,7 @@
 #include "core/file_access.hpp"
 #include "epoll/watch_count.hpp"
 #include "sync/fault_injection.hpp"
+#include "sync/mix.hpp"
 #include "sync/sys.hpp"
 
 namespace uepoll::detail {
@@ -60,13 +60,9 @@ void list_splice_front(ReadyNode& from, ReadyNode& to) noexcept {
 
 long host_max_user_watches() noexcept {
   long limit = 0;
-  if (FILE* f = std::fopen("/proc/sys/fs/epoll/max_user_watches", "r")) {
-    if (std::fscanf(f, "%ld", &limit) != 1) {
-      limit = 0;
-    }
-    std::fclose(f);
-  }
-  return limit > 0 ? limit : 1L << 20;
+  return sys::read_numbers("/proc/sys/fs/epoll/max_user_watches", &limit, 1) == 1 && limit > 0
+             ? limit
+             : 1L << 20;
 }
 
 std::atomic<long> g_max_user_watches{host_max_user_watches()};
@@ -212,11 +208,7 @@ void Instance::release_watch(Watch* w) noexcept {
 
 namespace {
 std::size_t hash_key(const File* file, int fd) noexcept {
-  auto x = reinterpret_cast<std::uintptr_t>(file) ^ (static_cast<std::uintptr_t>(fd) << 4);
-  x ^= x >> 17;
-  x *= 0xed5ad4bbU;
-  x ^= x >> 11;
-  return x;
+  return mix_bits(reinterpret_cast<std::uintptr_t>(file) ^ (static_cast<std::uintptr_t>(fd) << 4));
 }
 }  // namespace
 

@@ -49,12 +49,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 
 #include "objects/unix_inet_common.hpp"
 #include "sync/fault_injection.hpp"
+#include "sync/mix.hpp"
+#include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
 
@@ -151,15 +152,6 @@ socklen_t to_sockaddr(int family, const Endpoint& e, sockaddr_storage* out) noex
   in6->sin6_port = htons(e.port);
   std::memcpy(&in6->sin6_addr, e.addr.b, 16);
   return sizeof(sockaddr_in6);
-}
-
-std::uint32_t mix32(std::uint32_t h) noexcept {
-  h ^= h >> 16;
-  h *= 0x85ebca6bU;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35U;
-  h ^= h >> 16;
-  return h;
 }
 
 std::uint32_t random32() noexcept {
@@ -417,15 +409,11 @@ struct TcpOptions {
 };
 
 // net.ipv4.tcp_wmem / tcp_rmem defaults (the middle value), read once.
+// tcp_wmem and tcp_rmem hold min, default and max: the default.
 int read_tcp_default(const char* path, int fallback) noexcept {
-  int v[3] = {0, 0, 0};
-  FILE* f = std::fopen(path, "re");
-  if (f == nullptr) {
-    return fallback;
-  }
-  const bool ok = std::fscanf(f, "%d %d %d", &v[0], &v[1], &v[2]) == 3 && v[1] > 0;
-  std::fclose(f);
-  return ok ? v[1] : fallback;
+  long v[3] = {};
+  return sys::read_numbers(path, v, 3) == 3 && v[1] > 0 && v[1] <= INT_MAX ? static_cast<int>(v[1])
+                                                                          : fallback;
 }
 int tcp_sndbuf_default() noexcept {
   static const int v = read_tcp_default("/proc/sys/net/ipv4/tcp_wmem", 16384);
@@ -529,8 +517,8 @@ class InetSocket final : public File {
   void forget_autobind() noexcept;
   Result<void> connect_error() noexcept;
 
-  Result<size_t> send_unconnected(bool nosignal, bool dont_wait, Deadline& deadline) noexcept;
-  Result<size_t> recv_unconnected(bool dont_wait, Deadline& deadline) noexcept;
+  Result<size_t> send_unconnected(bool nosignal, bool dont_wait, Timeout& timeout) noexcept;
+  Result<size_t> recv_unconnected(bool dont_wait, Timeout& timeout) noexcept;
   Result<void> get_socket_option(int name, void* val, socklen_t* len) noexcept;
 
   const int family_;
@@ -856,8 +844,8 @@ Result<void> InetSocket::listen(int backlog) noexcept {
 
 Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_status_flags,
                                      IoFlags flags) noexcept {
-  Deadline deadline(rcvtimeo());
-  const bool dont_wait = flags.dont_wait() || deadline.zero();
+  Timeout timeout = socket_timeout(rcvtimeo());
+  const bool dont_wait = flags.dont_wait() || timeout.is_zero();
   // Returns the next connection, EINVAL when not listening, EAGAIN when the queue is empty.
   auto try_accept = [&](AcceptQueue** aq_out) noexcept -> Result<InetSocket*> {
     AcceptQueue* aq;
@@ -903,7 +891,7 @@ Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_sta
       waiter.arm(accept_wait_);
       r = try_accept(&aq);
       if (!r && r.error() == EAGAIN) {
-        if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+        if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
           // A wake-up meant for us must not be lost with the interrupted call.
           bool queued;
           {
@@ -1200,8 +1188,8 @@ AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& sr
     for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
       members += same_group(b) ? 1 : 0;
     }
-    std::uint32_t h = mix32(src.port * 0x9e3779b9U ^ v4_of(src.addr) ^ dst.port);
-    std::uint32_t pick = h % members;
+    const std::uint64_t h = mix_bits(src.port * 0x9e3779b9U ^ v4_of(src.addr) ^ dst.port);
+    std::uint64_t pick = h % members;
     for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
       if (same_group(b) && pick-- == 0) {
         best = b;
@@ -1500,8 +1488,8 @@ Result<void> InetSocket::connect_error() noexcept {
 // Waits for a connect in progress (Linux's inet_wait_for_connect and what follows it).
 // `already_error` is what a non-blocking call returns while the handshake is still going.
 Result<void> InetSocket::wait_connect(bool dont_wait, int already_error) noexcept {
-  Deadline deadline(sndtimeo());
-  dont_wait = dont_wait || deadline.zero();
+  Timeout timeout = socket_timeout(sndtimeo());
+  dont_wait = dont_wait || timeout.is_zero();
   enum class State { kWaiting, kDone, kFailed };
   auto state = [&]() noexcept {
     SpinGuard guard(lock_);
@@ -1529,7 +1517,7 @@ Result<void> InetSocket::wait_connect(bool dont_wait, int already_error) noexcep
       waiter.arm(queue_);
       st = state();
       if (st == State::kWaiting) {
-        if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+        if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
           return Error{slept.error() == ETIMEDOUT ? EINPROGRESS : slept.error()};
         }
         continue;
@@ -1775,7 +1763,7 @@ void InetSocket::release() noexcept {
 // Data
 
 Result<size_t> InetSocket::send_unconnected(bool nosignal, bool dont_wait,
-                                            Deadline& deadline) noexcept {
+                                            Timeout& timeout) noexcept {
   for (Waiter waiter;;) {
     int err = 0;
     bool connecting;
@@ -1809,7 +1797,7 @@ Result<size_t> InetSocket::send_unconnected(bool nosignal, bool dont_wait,
         continue;
       }
     }
-    if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
       return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
     }
   }
@@ -1820,12 +1808,12 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
     return Error{EOPNOTSUPP};  // urgent data is not modelled (docs/deviations.md)
   }
   const bool nosignal = (flags.msg_flags & MSG_NOSIGNAL) != 0;
-  Deadline deadline(sndtimeo());
-  const bool dont_wait = flags.dont_wait() || deadline.zero();
+  Timeout timeout = socket_timeout(sndtimeo());
+  const bool dont_wait = flags.dont_wait() || timeout.is_zero();
   int s;
   InetConn* c = conn(&s);
   if (c == nullptr) {
-    Result<size_t> r = send_unconnected(nosignal, dont_wait, deadline);
+    Result<size_t> r = send_unconnected(nosignal, dont_wait, timeout);
     c = conn(&s);
     if (c == nullptr || r || r.error() != EAGAIN) {
       return r;  // (EAGAIN with a connection: it connected meanwhile, go on)
@@ -1955,7 +1943,7 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
                    other.sock != nullptr && other.rx.bytes() >= other.limit.hold;
     }
     if (still_full) {
-      if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+      if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
         if (sent > 0) {
           return sent;
         }
@@ -1966,7 +1954,7 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
   return sent;
 }
 
-Result<size_t> InetSocket::recv_unconnected(bool dont_wait, Deadline& deadline) noexcept {
+Result<size_t> InetSocket::recv_unconnected(bool dont_wait, Timeout& timeout) noexcept {
   for (Waiter waiter;;) {
     {
       SpinGuard guard(lock_);
@@ -1999,7 +1987,7 @@ Result<size_t> InetSocket::recv_unconnected(bool dont_wait, Deadline& deadline) 
         continue;
       }
     }
-    if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
       return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
     }
   }
@@ -2011,12 +1999,12 @@ Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
   }
   const bool peek = (flags.msg_flags & MSG_PEEK) != 0;
   const bool waitall = (flags.msg_flags & MSG_WAITALL) != 0;
-  Deadline deadline(rcvtimeo());
-  const bool dont_wait = flags.dont_wait() || deadline.zero();
+  Timeout timeout = socket_timeout(rcvtimeo());
+  const bool dont_wait = flags.dont_wait() || timeout.is_zero();
   int s;
   InetConn* c = conn(&s);
   if (c == nullptr) {
-    Result<size_t> r = recv_unconnected(dont_wait, deadline);
+    Result<size_t> r = recv_unconnected(dont_wait, timeout);
     c = conn(&s);
     if (c == nullptr || r || r.error() != EAGAIN) {
       return r;  // (EAGAIN with a connection: it connected meanwhile, go on)
@@ -2068,7 +2056,7 @@ Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
 
   // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
   // reads as EAGAIN too) or EINTR.
-  return block_on<size_t>(queue_, dont_wait, deadline.get(), step, [&](int error) noexcept {
+  return block_on<size_t>(queue_, dont_wait, timeout.deadline(), step, [&](int error) noexcept {
     return copied > 0 ? Result<size_t>(copied)
                       : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
   });

@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <new>
 
 #include "sync/fault_injection.hpp"
+#include "sync/sys.hpp"
 
 namespace uepoll::sockcommon {
 
@@ -168,16 +168,8 @@ void raise_sigpipe() noexcept { pthread_kill(pthread_self(), SIGPIPE); }
 namespace {
 
 long read_sysctl(const char* path, long fallback) noexcept {
-  FILE* f = std::fopen(path, "re");
-  if (f == nullptr) {
-    return fallback;
-  }
-  long v = fallback;
-  if (std::fscanf(f, "%ld", &v) != 1) {
-    v = fallback;
-  }
-  std::fclose(f);
-  return v;
+  long v = 0;
+  return sys::read_numbers(path, &v, 1) == 1 ? v : fallback;
 }
 
 int clamp_int(long v) noexcept { return static_cast<int>(std::clamp<long>(v, 0, INT_MAX)); }
@@ -210,15 +202,11 @@ void local_port_range(int* low, int* high) noexcept {
     int low = 32768;
     int high = 60999;
     Range() noexcept {
-      FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
-      if (f != nullptr) {
-        int a = 0;
-        int b = 0;
-        if (std::fscanf(f, "%d %d", &a, &b) == 2 && a > 0 && b >= a && b < 65536) {
-          low = a;
-          high = b;
-        }
-        std::fclose(f);
+      long v[2] = {};
+      if (sys::read_numbers("/proc/sys/net/ipv4/ip_local_port_range", v, 2) == 2 && v[0] > 0 &&
+          v[1] >= v[0] && v[1] < 65536) {
+        low = static_cast<int>(v[0]);
+        high = static_cast<int>(v[1]);
       }
     }
   };
@@ -426,13 +414,15 @@ Result<void> set_common_option(SockOptions& o, int name, const void* val,
   }
 }
 
-timespec deadline_after_us(TimeoutUs t) noexcept {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  long long ns = static_cast<long long>(now.tv_nsec) + (t % 1'000'000) * 1000;
-  now.tv_sec += static_cast<time_t>(t / 1'000'000 + ns / 1'000'000'000);
-  now.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  return now;
+Timeout socket_timeout(TimeoutUs t) noexcept {
+  if (t == 0) {
+    return Timeout::none();
+  }
+  if (t < 0) {
+    return Timeout::zero();
+  }
+  return Timeout::after(
+      timespec{static_cast<time_t>(t / 1'000'000), static_cast<long>(t % 1'000'000) * 1000});
 }
 
 }  // namespace uepoll::sockcommon

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "uepoll/blocking.hpp"
 #include "uepoll/result.hpp"
 
 namespace uepoll::sockcommon {
@@ -147,31 +148,8 @@ Result<void> get_common_option(const SockOptions& o, const SockIdentity& id, int
 /// As above for setsockopt (SO_SNDBUF/SO_RCVBUF store Linux's doubled, clamped value).
 Result<void> set_common_option(SockOptions& o, int name, const void* val, socklen_t len) noexcept;
 
-/// The absolute CLOCK_MONOTONIC deadline for a blocking call with timeout `t` (t > 0).
-timespec deadline_after_us(TimeoutUs t) noexcept;
-
-/// Tracks a blocking call's SO_RCVTIMEO/SO_SNDTIMEO deadline, computed at the first sleep.
-class Deadline {
- public:
-  explicit Deadline(TimeoutUs t) noexcept : timeout_(t) {}
-  /// True when the call must not sleep at all (a zero timeout).
-  bool zero() const noexcept { return timeout_ < 0; }
-  /// Null for "no deadline".
-  const timespec* get() noexcept {
-    if (timeout_ <= 0) {
-      return nullptr;
-    }
-    if (!set_) {
-      at_ = deadline_after_us(timeout_);
-      set_ = true;
-    }
-    return &at_;
-  }
-
- private:
-  TimeoutUs timeout_;
-  bool set_ = false;
-  timespec at_{};
-};
+/// A blocking call's SO_RCVTIMEO/SO_SNDTIMEO as a Timeout: 0 is none, negative never sleeps
+/// (Linux's zero timeout, what a negative setting stores).
+Timeout socket_timeout(TimeoutUs t) noexcept;
 
 }  // namespace uepoll::sockcommon

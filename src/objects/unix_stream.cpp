@@ -410,8 +410,8 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
   if (target == 0) {
     target = 1;
   }
-  Deadline deadline(opts_.rcvtimeo.load(std::memory_order_relaxed));
-  const bool dont_wait = flags.dont_wait() || deadline.zero();
+  Timeout timeout = socket_timeout(opts_.rcvtimeo.load(std::memory_order_relaxed));
+  const bool dont_wait = flags.dont_wait() || timeout.is_zero();
   auto* out = static_cast<unsigned char*>(buf);
   UnixPair& p = *pair_;
   std::size_t copied = 0;
@@ -448,7 +448,7 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
 
   // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
   // reads as EAGAIN too) or EINTR.
-  return block_on<size_t>(queue_, dont_wait, deadline.get(), step, [&](int error) noexcept {
+  return block_on<size_t>(queue_, dont_wait, timeout.deadline(), step, [&](int error) noexcept {
     return copied > 0 ? Result<size_t>(copied)
                       : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
   });
@@ -480,8 +480,8 @@ Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noex
   if (len == 0) {
     return size_t{0};
   }
-  Deadline deadline(opts_.sndtimeo.load(std::memory_order_relaxed));
-  const bool dont_wait = flags.dont_wait() || deadline.zero();
+  Timeout timeout = socket_timeout(opts_.sndtimeo.load(std::memory_order_relaxed));
+  const bool dont_wait = flags.dont_wait() || timeout.is_zero();
   const auto* in = static_cast<const unsigned char*>(buf);
   std::size_t sent = 0;
   Chunk* chunk = nullptr;  // the next skb, filled outside the lock
@@ -560,7 +560,7 @@ Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noex
     if (s != Step::kFull) {
       return fail(s, err);
     }
-    if (Result<void> slept = waiter.sleep(deadline.get()); !slept) {
+    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
       return fail(Step::kError, slept.error() == ETIMEDOUT ? EAGAIN : slept.error());
     }
   }

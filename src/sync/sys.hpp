@@ -45,6 +45,10 @@ inline int own_kernel_fd(int fd) noexcept {
   return fd >= 0 && calls.adopt_own_fd != nullptr ? calls.adopt_own_fd(fd) : fd;
 }
 
+/// Reads up to `n` integers, separated by white space, from a file such as one under /proc/sys
+/// (for a setting read once, at first use); returns how many it read, 0 if it cannot be opened.
+int read_numbers(const char* path, long* values, int n) noexcept;
+
 /// Closes one of uepoll's own descriptors.
 inline void close_own_kernel_fd(int fd) noexcept {
   if (calls.forget_own_fd != nullptr) {

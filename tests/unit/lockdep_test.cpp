@@ -86,7 +86,7 @@ TEST(LockdepDeathTest, SleepUnderASpinLockAborts) {
         uepoll::WaitQueue queue;
         waiter.arm(queue);
         SpinGuard guard(lock);
-        const timespec now = uepoll::deadline_after_ms(0);
+        const timespec now = uepoll::deadline_after(timespec{});
         (void)waiter.sleep(&now);
       },
       "sleep under a spinlock");
