@@ -262,8 +262,7 @@ void trigger_modes(uepoll::Process& proc, int mq, int ep_lt, int ep_et) {
 }
 
 // 2. A producer thread feeds the queue; the main thread's edge-triggered loop drains it.
-void event_loop(uepoll::Process& proc, const uepoll::Ref<MessageQueue>& queue, int mq,
-                int ep_et) {
+void event_loop(uepoll::Process& proc, const uepoll::Ref<MessageQueue>& queue, int mq, int ep_et) {
   constexpr int kMessages = 200;
   std::printf("2. a producer thread, an edge-triggered event loop (%d messages)\n", kMessages);
 

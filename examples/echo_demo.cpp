@@ -36,7 +36,7 @@
 namespace {
 
 constexpr std::uint16_t kPort = 7007;
-constexpr int kExitUnavailable = 77;  // ctest's conventional "skipped"
+constexpr int kExitUnavailable = 77;     // ctest's conventional "skipped"
 constexpr long kVerboseConnections = 8;  // per-connection lines for the first few only
 
 struct Options {
@@ -149,7 +149,7 @@ class EchoServer {
 
  private:
   struct Connection {
-    std::string out;  // read but not yet echoed (the socket was full)
+    std::string out;         // read but not yet echoed (the socket was full)
     bool peer_done = false;  // the client shut down its sending side
   };
 
@@ -375,8 +375,10 @@ int main(int argc, char** argv) {
   EchoServer server;
   if (!server.open()) {
     if (errno == EAFNOSUPPORT) {
-      std::printf("echo_demo: in-process AF_INET sockets are not available in this build "
-                  "(socket: %s)\n", std::strerror(errno));
+      std::printf(
+          "echo_demo: in-process AF_INET sockets are not available in this build "
+          "(socket: %s)\n",
+          std::strerror(errno));
       return kExitUnavailable;
     }
     perror_uepoll("server setup");
@@ -402,19 +404,21 @@ int main(int argc, char** argv) {
 
   const ServerStats& s = server.stats();
   const long expected = static_cast<long>(opt.connections) * opt.messages;
-  std::printf("server: %ld accepted, %ld closed, %ld bytes echoed, %ld events in %ld epoll "
-              "wake-ups, at most %ld open at once, %ld error(s)\n",
-              s.accepted, s.closed, s.bytes, s.events, s.wakeups, s.max_open, s.errors);
+  std::printf(
+      "server: %ld accepted, %ld closed, %ld bytes echoed, %ld events in %ld epoll "
+      "wake-ups, at most %ld open at once, %ld error(s)\n",
+      s.accepted, s.closed, s.bytes, s.events, s.wakeups, s.max_open, s.errors);
   const bool ok = totals.connected == opt.connections && totals.messages == expected &&
                   totals.mismatches == 0 && totals.errors == 0 && s.errors == 0 &&
                   s.accepted == opt.connections && s.closed == opt.connections &&
                   s.bytes == totals.bytes;
   const double rate =
       elapsed_ms > 0 ? static_cast<double>(totals.messages) * 1000.0 / elapsed_ms : 0.0;
-  std::printf("echo_demo: %s: %ld connections, %ld/%ld messages, %ld bytes echoed, "
-              "%ld mismatched, %ld error(s) in %.1f ms (%.0f messages/s)\n",
-              ok ? "OK" : "FAILED", totals.connected.load(), totals.messages.load(), expected,
-              totals.bytes.load(), totals.mismatches.load(), totals.errors.load() + s.errors,
-              elapsed_ms, rate);
+  std::printf(
+      "echo_demo: %s: %ld connections, %ld/%ld messages, %ld bytes echoed, "
+      "%ld mismatched, %ld error(s) in %.1f ms (%.0f messages/s)\n",
+      ok ? "OK" : "FAILED", totals.connected.load(), totals.messages.load(), expected,
+      totals.bytes.load(), totals.mismatches.load(), totals.errors.load() + s.errors, elapsed_ms,
+      rate);
   return ok ? 0 : 1;
 }

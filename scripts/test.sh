@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs every test suite: the debug build (warnings as errors), the Clang build with
-# thread-safety analysis, AddressSanitizer+UBSan and ThreadSanitizer. Installs what is missing.
+# Checks the layout of the C++ sources (.clang-format), then builds and runs every test suite:
+# the debug build (warnings as errors), the Clang build with thread-safety analysis,
+# AddressSanitizer+UBSan and ThreadSanitizer. Installs what is missing.
 #   scripts/test.sh            all of it (what CI runs)
 #   scripts/test.sh debug      one preset only (debug, clang-tsa, asan-ubsan, tsan)
 set -euo pipefail
@@ -10,6 +11,9 @@ scripts/install-deps.sh
 presets=("$@")
 ((${#presets[@]})) || presets=(debug clang-tsa asan-ubsan tsan)
 jobs=$(nproc)
+
+echo "=== layout (scripts/check-format.sh)"
+scripts/check-format.sh
 
 for preset in "${presets[@]}"; do
   echo "=== ${preset}: build"

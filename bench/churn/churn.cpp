@@ -59,14 +59,10 @@ bool is_uepoll(Mode mode) { return mode == Mode::kFine || mode == Mode::kLegacy;
 
 const char* mode_name(Mode mode) {
   switch (mode) {
-    case Mode::kFine:
-      return "fine";
-    case Mode::kLegacy:
-      return "legacy";
-    case Mode::kKernel:
-      return "kernel";
-    case Mode::kFloor:
-      return "floor";
+    case Mode::kFine: return "fine";
+    case Mode::kLegacy: return "legacy";
+    case Mode::kKernel: return "kernel";
+    case Mode::kFloor: return "floor";
   }
   return "?";
 }
@@ -112,12 +108,8 @@ std::uint64_t cpu_ns(clockid_t clock) {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
-std::uint64_t thread_cpu_ns() {
-  return cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-std::uint64_t process_cpu_ns() {
-  return cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
-}
+std::uint64_t thread_cpu_ns() { return cpu_ns(CLOCK_THREAD_CPUTIME_ID); }
+std::uint64_t process_cpu_ns() { return cpu_ns(CLOCK_PROCESS_CPUTIME_ID); }
 /// Voluntary context switches of the calling thread (RUSAGE_THREAD) or of the whole process,
 /// threads that have exited included (RUSAGE_SELF).
 std::uint64_t voluntary_switches(int who) {
@@ -282,12 +274,8 @@ std::optional<Sample> run_once(Mode mode, Object object, int threads, double sec
   Sample sample;
   for (const auto& result : results) {
     if (result.failed_call != nullptr) {
-      std::fprintf(stderr,
-                   "churn: %s T=%d: %s failed: %s\n",
-                   mode_name(mode),
-                   threads,
-                   result.failed_call,
-                   std::strerror(result.failed_errno));
+      std::fprintf(stderr, "churn: %s T=%d: %s failed: %s\n", mode_name(mode), threads,
+                   result.failed_call, std::strerror(result.failed_errno));
       return std::nullopt;
     }
     sample.ops += result.ops;
@@ -413,12 +401,8 @@ std::string ratio_text(const Point* num, const Point* den, F stat) {
   std::snprintf(out, sizeof out, "%.2f", stat(*num) / stat(*den));
   return out;
 }
-double ops_of(const Point& p) {
-  return p.median_ops();
-}
-double ops_per_cpu_of(const Point& p) {
-  return p.median_ops_per_cpu_s();
-}
+double ops_of(const Point& p) { return p.median_ops(); }
+double ops_per_cpu_of(const Point& p) { return p.median_ops_per_cpu_s(); }
 
 void print_table(const std::vector<Point>& points, int cpus) {
   // ops/s: loop iterations per second of wall time (all threads); ops/s/thr: per thread.
@@ -427,18 +411,8 @@ void print_table(const std::vector<Point>& points, int cpus) {
   // per worker CPU; w-sw, bg-sw: voluntary context switches per 1000 iterations, of the
   // workers and of the rest of the process. Ratios compare medians of this run, same T:
   // fine/leg and uep/kern on ops/s, cpu u/k on ops/cpu-s.
-  std::printf("\n%-7s %4s %11s %11s %11s %5s %5s %6s %6s %8s %8s %8s\n",
-              "mode",
-              "T",
-              "ops/s",
-              "ops/s/thr",
-              "ops/cpu-s",
-              "cores",
-              "bg",
-              "w-sw",
-              "bg-sw",
-              "fine/leg",
-              "uep/kern",
+  std::printf("\n%-7s %4s %11s %11s %11s %5s %5s %6s %6s %8s %8s %8s\n", "mode", "T", "ops/s",
+              "ops/s/thr", "ops/cpu-s", "cores", "bg", "w-sw", "bg-sw", "fine/leg", "uep/kern",
               "cpu u/k");
   for (const Point& p : points) {
     if (p.failed) {
@@ -460,17 +434,9 @@ void print_table(const std::vector<Point>& points, int cpus) {
     char background[16];
     std::snprintf(background, sizeof background, "%.0f%%", 100 * p.median_background_share());
     std::printf("%-7s %4d %11.0f %11.0f %11.0f %5.2f %5s %6.1f %6.1f %8s %8s %8s\n",
-                mode_name(p.mode),
-                p.threads,
-                ops,
-                ops / p.threads,
-                p.median_ops_per_cpu_s(),
-                p.median_cores_busy(),
-                background,
-                p.median_worker_switches_per_kop(),
-                p.median_background_switches_per_kop(),
-                fine_legacy.c_str(),
-                uepoll_kernel.c_str(),
+                mode_name(p.mode), p.threads, ops, ops / p.threads, p.median_ops_per_cpu_s(),
+                p.median_cores_busy(), background, p.median_worker_switches_per_kop(),
+                p.median_background_switches_per_kop(), fine_legacy.c_str(), uepoll_kernel.c_str(),
                 cpu_uepoll_kernel.c_str());
   }
 
@@ -479,9 +445,8 @@ void print_table(const std::vector<Point>& points, int cpus) {
   for (const Point& p : points) {
     const Point* floor = find(points, Mode::kFloor, p.threads);
     if (is_uepoll(p.mode) && !p.failed && floor != nullptr && p.median_ops_per_cpu_s() > 0) {
-      std::printf("%-6s T=%-3d costs %.1fx the floor per iteration (CPU time)\n",
-                  mode_name(p.mode), p.threads,
-                  floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
+      std::printf("%-6s T=%-3d costs %.1fx the floor per iteration (CPU time)\n", mode_name(p.mode),
+                  p.threads, floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
     }
   }
   // Scaling 1 -> 2 threads, where both points exist.
@@ -489,8 +454,7 @@ void print_table(const std::vector<Point>& points, int cpus) {
     const Point* one = find(points, mode, 1);
     const Point* two = find(points, mode, 2);
     if (one != nullptr && two != nullptr && one->median_ops() > 0) {
-      std::printf("scaling 1->2 threads, %-6s: %.2fx\n",
-                  mode_name(mode),
+      std::printf("scaling 1->2 threads, %-6s: %.2fx\n", mode_name(mode),
                   two->median_ops() / one->median_ops());
     }
   }
@@ -510,15 +474,8 @@ void print_table(const std::vector<Point>& points, int cpus) {
   // (the last close of a watched file), timing pass.
   std::printf("\nprocess-wide mutex (%d CPUs here; hold and release times from the timing pass)\n",
               cpus);
-  std::printf("%-7s %4s %12s %6s %10s %8s %14s %12s\n",
-              "mode",
-              "T",
-              "acq/s",
-              "cores",
-              "hold ns",
-              "util",
-              "saturates at",
-              "release ns");
+  std::printf("%-7s %4s %12s %6s %10s %8s %14s %12s\n", "mode", "T", "acq/s", "cores", "hold ns",
+              "util", "saturates at", "release ns");
   for (const Point& p : points) {
     if (p.failed || !is_uepoll(p.mode)) {
       continue;
@@ -542,57 +499,34 @@ void print_table(const std::vector<Point>& points, int cpus) {
     if (p.release_ns() > 0) {
       std::snprintf(release_text, sizeof release_text, "%.0f", p.release_ns());
     }
-    std::printf("%-7s %4d %12.0f %6.2f %10s %8s %14s %12s\n",
-                mode_name(p.mode),
-                p.threads,
-                rate,
-                p.median_cores_busy(),
-                hold_text,
-                util,
-                cores,
-                release_text);
+    std::printf("%-7s %4d %12.0f %6.2f %10s %8s %14s %12s\n", mode_name(p.mode), p.threads, rate,
+                p.median_cores_busy(), hold_text, util, cores, release_text);
   }
 }
 
-bool write_json(const std::string& path,
-                const std::vector<Point>& points,
-                const Options& opt,
-                Object object,
-                int cpus) {
+bool write_json(const std::string& path, const std::vector<Point>& points, const Options& opt,
+                Object object, int cpus) {
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
     std::fprintf(stderr, "churn: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
     return false;
   }
-  std::fprintf(f,
-               "{\n  \"object\": \"%s\",\n  \"cpus\": %d,\n  \"seconds\": %g,\n",
-               object == Object::kSocketpair ? "socketpair" : "pipe",
-               cpus,
-               opt.seconds);
+  std::fprintf(f, "{\n  \"object\": \"%s\",\n  \"cpus\": %d,\n  \"seconds\": %g,\n",
+               object == Object::kSocketpair ? "socketpair" : "pipe", cpus, opt.seconds);
   std::fprintf(f, "  \"repeat\": %d,\n  \"points\": [", opt.repeat);
   bool first = true;
   for (const Point& p : points) {
-    std::fprintf(f,
-                 "%s\n    {\"mode\": \"%s\", \"threads\": %d, \"failed\": %s",
-                 first ? "" : ",",
-                 mode_name(p.mode),
-                 p.threads,
-                 p.failed ? "true" : "false");
+    std::fprintf(f, "%s\n    {\"mode\": \"%s\", \"threads\": %d, \"failed\": %s", first ? "" : ",",
+                 mode_name(p.mode), p.threads, p.failed ? "true" : "false");
     first = false;
     if (!p.failed) {
-      std::fprintf(f,
-                   ", \"ops_per_s\": %.1f, \"ops_per_s_per_thread\": %.1f,",
-                   p.median_ops(),
+      std::fprintf(f, ", \"ops_per_s\": %.1f, \"ops_per_s_per_thread\": %.1f,", p.median_ops(),
                    p.median_ops() / p.threads);
-      std::fprintf(f,
-                   " \"ops_per_cpu_s\": %.1f, \"cores_busy\": %.3f,",
-                   p.median_ops_per_cpu_s(),
+      std::fprintf(f, " \"ops_per_cpu_s\": %.1f, \"cores_busy\": %.3f,", p.median_ops_per_cpu_s(),
                    p.median_cores_busy());
       std::fprintf(f, " \"background_cpu_share\": %.3f,", p.median_background_share());
-      std::fprintf(f,
-                   " \"worker_switches_per_kop\": %.2f, \"background_switches_per_kop\": %.2f,",
-                   p.median_worker_switches_per_kop(),
-                   p.median_background_switches_per_kop());
+      std::fprintf(f, " \"worker_switches_per_kop\": %.2f, \"background_switches_per_kop\": %.2f,",
+                   p.median_worker_switches_per_kop(), p.median_background_switches_per_kop());
       std::fprintf(f, " \"samples_ops_per_s\": [");
       for (std::size_t i = 0; i < p.samples.size(); ++i) {
         std::fprintf(f, "%s%.1f", i == 0 ? "" : ", ", p.samples[i].ops_per_s);
@@ -601,10 +535,8 @@ bool write_json(const std::string& path,
       if (is_uepoll(p.mode)) {
         std::fprintf(f, ", \"global_mutex_per_s\": %.1f", p.median_mutex_rate());
         if (p.timing) {
-          std::fprintf(f,
-                       ", \"global_mutex_hold_ns\": %.1f, \"release_path_ns\": %.1f",
-                       p.hold_ns(),
-                       p.release_ns());
+          std::fprintf(f, ", \"global_mutex_hold_ns\": %.1f, \"release_path_ns\": %.1f",
+                       p.hold_ns(), p.release_ns());
         }
         if (p.mode == Mode::kFine) {
           if (const Point* legacy = find(points, Mode::kLegacy, p.threads)) {
@@ -732,8 +664,7 @@ Object detect_object() {
     probe.close(fds[1]);
     return Object::kSocketpair;
   }
-  std::fprintf(stderr,
-               "churn: uepoll socketpair unavailable (%s); using pipes on every backend\n",
+  std::fprintf(stderr, "churn: uepoll socketpair unavailable (%s); using pipes on every backend\n",
                std::strerror(errno));
   return Object::kPipe;
 }
@@ -753,10 +684,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("churn: object=%s cpus=%d point=%gs (%d x %gs) threads=",
-              object == Object::kSocketpair ? "socketpair" : "pipe",
-              cpus,
-              opt.seconds,
-              opt.repeat,
+              object == Object::kSocketpair ? "socketpair" : "pipe", cpus, opt.seconds, opt.repeat,
               run_seconds);
   for (std::size_t i = 0; i < opt.threads.size(); ++i) {
     std::printf("%s%d", i == 0 ? "" : ",", opt.threads[i]);

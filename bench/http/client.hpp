@@ -38,18 +38,18 @@ struct ClientConfig {
 };
 
 struct ClientStats {
-  std::uint64_t requests = 0;         // responses completed inside the measured window
-  std::uint64_t requests_total = 0;   // whole run
-  std::uint64_t connects = 0;         // whole run
-  std::uint64_t non_2xx = 0;          // inside the window (counted as requests too, like wrk)
-  std::uint64_t errors = 0;           // inside the window: the kinds below, summed
-  std::uint64_t errors_outside = 0;   // warm-up and drain
-  std::uint64_t connect_errors = 0;   // whole run, per kind
-  std::uint64_t read_errors = 0;      // ECONNRESET on read, EOF before the response ended
-  std::uint64_t write_errors = 0;     // EPIPE, ECONNRESET on send
-  std::uint64_t parse_errors = 0;     // malformed or unframable response
+  std::uint64_t requests = 0;        // responses completed inside the measured window
+  std::uint64_t requests_total = 0;  // whole run
+  std::uint64_t connects = 0;        // whole run
+  std::uint64_t non_2xx = 0;         // inside the window (counted as requests too, like wrk)
+  std::uint64_t errors = 0;          // inside the window: the kinds below, summed
+  std::uint64_t errors_outside = 0;  // warm-up and drain
+  std::uint64_t connect_errors = 0;  // whole run, per kind
+  std::uint64_t read_errors = 0;     // ECONNRESET on read, EOF before the response ended
+  std::uint64_t write_errors = 0;    // EPIPE, ECONNRESET on send
+  std::uint64_t parse_errors = 0;    // malformed or unframable response
   std::uint64_t timeouts = 0;
-  std::uint64_t last_errno = 0;       // the errno of the latest error, for diagnostics
+  std::uint64_t last_errno = 0;  // the errno of the latest error, for diagnostics
 
   void add(const ClientStats& o) noexcept {
     requests += o.requests;
@@ -75,8 +75,7 @@ class ClientThread {
   static constexpr std::size_t kBufSize = 4096;
 
   ClientThread(B& backend, int connections, const ClientConfig& cfg, const RunControl& control)
-      : b_(backend), cfg_(cfg), control_(control),
-        conns_(static_cast<std::size_t>(connections)) {
+      : b_(backend), cfg_(cfg), control_(control), conns_(static_cast<std::size_t>(connections)) {
     char host[64];
     std::snprintf(host, sizeof host, "127.0.0.1:%u", ntohs(cfg.server.sin_port));
     request_ = std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\n\r\n";
@@ -115,8 +114,9 @@ class ClientThread {
       int timeout = cfg_.wait_timeout_ms;
       if (!retry_.empty()) {
         const std::uint64_t due = retry_.front().first;
-        timeout = due <= now_ ? 0 : static_cast<int>(std::min<std::uint64_t>(
-                                         (due - now_ + 999'999) / 1'000'000, timeout));
+        timeout = due <= now_ ? 0
+                              : static_cast<int>(std::min<std::uint64_t>(
+                                    (due - now_ + 999'999) / 1'000'000, timeout));
       }
       const int n = b_.epoll_wait(ep_, events.data(), cfg_.max_events, timeout);
       if (n < 0) {
@@ -242,8 +242,8 @@ class ClientThread {
     ++stats_.connects;
     c.start = now_;
     c.sent = 0;
-    const int r = b_.connect(c.fd, reinterpret_cast<const sockaddr*>(&cfg_.server),
-                             sizeof cfg_.server);
+    const int r =
+        b_.connect(c.fd, reinterpret_cast<const sockaddr*>(&cfg_.server), sizeof cfg_.server);
     if (r < 0 && errno != EINPROGRESS) {
       fail(c, &ClientStats::connect_errors, errno);
       return;
@@ -299,8 +299,7 @@ class ClientThread {
           read_response(c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
         }
         return;
-      case State::kClosed:
-        return;
+      case State::kClosed: return;
     }
   }
 

@@ -169,8 +169,10 @@ bool parse_options(int argc, char** argv, Options* o) {
     }
   }
   if (o->role != "both" && o->backend != "kernel") {
-    std::fprintf(stderr, "http_bench: --role=%s needs --backend=kernel (uepoll's sockets are "
-                 "reachable only inside this program)\n", o->role.c_str());
+    std::fprintf(stderr,
+                 "http_bench: --role=%s needs --backend=kernel (uepoll's sockets are "
+                 "reachable only inside this program)\n",
+                 o->role.c_str());
     return false;
   }
   if (o->role == "client" && o->port == 0) {
@@ -259,8 +261,7 @@ class Watchdog {
           const auto deadline =
               std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
           if (!cv_.wait_until(lock, deadline, [this] { return done_; })) {
-            std::fprintf(stderr, "http_bench: watchdog: run exceeded %.0f s, aborting\n",
-                         seconds);
+            std::fprintf(stderr, "http_bench: watchdog: run exceeded %.0f s, aborting\n", seconds);
             std::fflush(stderr);
             std::_Exit(3);
           }
@@ -287,9 +288,7 @@ void name_thread(std::thread& t, const char* prefix, int i) {
   pthread_setname_np(t.native_handle(), name);
 }
 
-void sleep_seconds(double s) {
-  std::this_thread::sleep_for(std::chrono::duration<double>(s));
-}
+void sleep_seconds(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
 
 /// One run over backend type B; `make` creates one backend (one descriptor table).
 template <class B>
@@ -481,14 +480,12 @@ void print_report(const Report& r) {
       "http_bench%s%s backend=%s accept=%s workers=%d client_threads=%d connections=%d "
       "keepalive_requests=%d duration=%.2fs: %llu requests, %.0f req/s, errors %llu; "
       "latency us p50 %.1f p90 %.1f p99 %.1f max %.1f; cpu %.0f%%",
-      o.role == "both" ? "" : " role=", o.role == "both" ? "" : o.role.c_str(),
-      o.backend.c_str(), o.accept.c_str(), o.workers, o.client_threads, o.connections,
-      o.keepalive_requests, r.window_s, static_cast<unsigned long long>(r.requests()),
-      r.rps(), static_cast<unsigned long long>(o.role == "server" ? r.server.errors
-                                                                  : r.client.errors),
-      us(r.hist.percentile(50)),
-      us(r.hist.percentile(90)), us(r.hist.percentile(99)), us(r.hist.max()),
-      r.window_s > 0 ? 100.0 * r.cpu_s / r.window_s : 0.0);
+      o.role == "both" ? "" : " role=", o.role == "both" ? "" : o.role.c_str(), o.backend.c_str(),
+      o.accept.c_str(), o.workers, o.client_threads, o.connections, o.keepalive_requests,
+      r.window_s, static_cast<unsigned long long>(r.requests()), r.rps(),
+      static_cast<unsigned long long>(o.role == "server" ? r.server.errors : r.client.errors),
+      us(r.hist.percentile(50)), us(r.hist.percentile(90)), us(r.hist.percentile(99)),
+      us(r.hist.max()), r.window_s > 0 ? 100.0 * r.cpu_s / r.window_s : 0.0);
   if (r.have_uepoll_stats) {
     std::printf("; global mutex %.0f/s", r.global_mutex_per_s);
     if (o.timing) {
@@ -589,10 +586,9 @@ bool write_json(const Report& r, const std::string& path) {
     const double hold = r.global_mutex > 0 ? static_cast<double>(r.global_mutex_hold_ns) /
                                                  static_cast<double>(r.global_mutex)
                                            : 0.0;
-    const double per_call = r.release_path_calls > 0
-                                ? static_cast<double>(r.release_path_ns) /
-                                      static_cast<double>(r.release_path_calls)
-                                : 0.0;
+    const double per_call = r.release_path_calls > 0 ? static_cast<double>(r.release_path_ns) /
+                                                           static_cast<double>(r.release_path_calls)
+                                                     : 0.0;
     std::fprintf(f,
                  "  \"timing\": {\"release_path_ns\": %llu, \"release_path_calls\": %llu, "
                  "\"release_path_ns_per_call\": %.1f, \"release_path_share\": %.6f, "
@@ -634,12 +630,13 @@ int main(int argc, char** argv) {
   {
     Watchdog watchdog(opt.warmup_s + opt.duration_s + 30.0);
     if (opt.backend == "kernel") {
-      rc = run<KernelBackend>(opt, [] { return std::make_unique<KernelBackend>(); }, &rep);
+      rc = run<KernelBackend>(
+          opt, [] { return std::make_unique<KernelBackend>(); }, &rep);
     } else {
       const uepoll::LockMode mode =
           opt.backend == "legacy" ? uepoll::LockMode::kLegacy : uepoll::LockMode::kFine;
-      rc = run<UepollBackend>(opt, [mode] { return std::make_unique<UepollBackend>(mode); },
-                              &rep);
+      rc = run<UepollBackend>(
+          opt, [mode] { return std::make_unique<UepollBackend>(mode); }, &rep);
     }
   }
   if (rc != 0) {

@@ -19,12 +19,12 @@ namespace uepoll_bench::http {
 enum class ParseStatus { kIncomplete, kDone, kError };
 
 struct RequestHead {
-  std::size_t head_len = 0;         // bytes up to and including the blank line
+  std::size_t head_len = 0;          // bytes up to and including the blank line
   std::uint64_t content_length = 0;  // body bytes that follow the head
-  int version_minor = 1;            // HTTP/1.<minor>
-  bool keep_alive = true;           // after this request, per version and Connection
-  bool head_method = false;         // HEAD: the response carries no body
-  int error_status = 0;             // with kError: the status to answer (400, 413, 501, 505)
+  int version_minor = 1;             // HTTP/1.<minor>
+  bool keep_alive = true;            // after this request, per version and Connection
+  bool head_method = false;          // HEAD: the response carries no body
+  int error_status = 0;              // with kError: the status to answer (400, 413, 501, 505)
 };
 
 struct ResponseHead {
@@ -47,15 +47,28 @@ inline bool is_tchar(char c) noexcept {
     return true;
   }
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
   }
 }
 
-inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+inline char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) {
@@ -271,7 +284,7 @@ inline ParseStatus parse_response_head(std::string_view data, ResponseHead& out)
   std::string_view line;
   if (!next_line(data, pos, line)) {
     return data.size() >= 5 && data.substr(0, 5) != "HTTP/" ? ParseStatus::kError
-                                                             : ParseStatus::kIncomplete;
+                                                            : ParseStatus::kIncomplete;
   }
   // HTTP-version SP 3DIGIT [SP reason-phrase]
   if (line.size() < 12 || !parse_version(line.substr(0, 8), out.version_minor) || line[8] != ' ') {

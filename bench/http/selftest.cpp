@@ -12,12 +12,12 @@ namespace {
 
 int g_failures = 0;
 
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                      \
-    }                                                                    \
+      ++g_failures;                                                                 \
+    }                                                                               \
   } while (0)
 
 using namespace uepoll_bench::http;
@@ -55,14 +55,15 @@ void test_requests() {
         ParseStatus::kDone);
   // Errors and the status they answer.
   CHECK(req("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", &h) ==
-            ParseStatus::kError && h.error_status == 400);
+            ParseStatus::kError &&
+        h.error_status == 400);
   CHECK(req("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", &h) == ParseStatus::kError);
   CHECK(req("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", &h) ==
         ParseStatus::kError);
-  CHECK(req("POST / HTTP/1.1\r\nContent-Length: 2000000000\r\n\r\n", &h) ==
-            ParseStatus::kError && h.error_status == 413);
-  CHECK(req("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &h) ==
-            ParseStatus::kError && h.error_status == 501);
+  CHECK(req("POST / HTTP/1.1\r\nContent-Length: 2000000000\r\n\r\n", &h) == ParseStatus::kError &&
+        h.error_status == 413);
+  CHECK(req("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &h) == ParseStatus::kError &&
+        h.error_status == 501);
   CHECK(req("GET / HTTP/2.0\r\n\r\n", &h) == ParseStatus::kError && h.error_status == 505);
   CHECK(req("GET / HTTX/1.1\r\n\r\n", &h) == ParseStatus::kError && h.error_status == 400);
   CHECK(req("GET /\r\n\r\n", &h) == ParseStatus::kError);
@@ -85,8 +86,8 @@ void test_responses() {
   for (std::size_t i = 0; i < head.size(); ++i) {
     CHECK(resp(std::string_view(head).substr(0, i), &h) == ParseStatus::kIncomplete);
   }
-  CHECK(resp("HTTP/1.1 204\r\n\r\n", &h) == ParseStatus::kDone && h.status == 204 &&
-        h.keep_alive && !response_has_body(h, false));
+  CHECK(resp("HTTP/1.1 204\r\n\r\n", &h) == ParseStatus::kDone && h.status == 204 && h.keep_alive &&
+        !response_has_body(h, false));
   CHECK(resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", &h) == ParseStatus::kDone &&
         !h.keep_alive);
   CHECK(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &h) == ParseStatus::kDone &&

@@ -28,11 +28,11 @@
 namespace uepoll_bench::http {
 
 struct ServerConfig {
-  int keepalive_requests = 1;      // responses per connection before the server closes it
-  int body_bytes = 100;            // size of the 200 response's body
-  int idle_timeout_ms = 10'000;    // connections idle this long are closed
-  int max_events = 512;            // epoll_wait batch
-  int wait_timeout_ms = 20;        // epoll_wait timeout (phase checks, idle scans)
+  int keepalive_requests = 1;    // responses per connection before the server closes it
+  int body_bytes = 100;          // size of the 200 response's body
+  int idle_timeout_ms = 10'000;  // connections idle this long are closed
+  int max_events = 512;          // epoll_wait batch
+  int wait_timeout_ms = 20;      // epoll_wait timeout (phase checks, idle scans)
 };
 
 struct ServerStats {
@@ -156,7 +156,10 @@ class ServerWorker {
   static constexpr std::size_t kBufSize = 8192;  // request head limit (nginx: 8k buffers)
 
   ServerWorker(B& backend, int listen_fd, const ServerConfig& cfg, const RunControl& control)
-      : b_(backend), listen_fd_(listen_fd), cfg_(cfg), control_(control),
+      : b_(backend),
+        listen_fd_(listen_fd),
+        cfg_(cfg),
+        control_(control),
         responses_(cfg.body_bytes) {}
   ServerWorker(const ServerWorker&) = delete;
   ServerWorker& operator=(const ServerWorker&) = delete;

@@ -61,12 +61,9 @@ enum class Side { kKernel, kFine, kLegacy };
 
 const char* side_name(Side side) {
   switch (side) {
-    case Side::kKernel:
-      return "kernel";
-    case Side::kFine:
-      return "uepoll";
-    case Side::kLegacy:
-      return "uepoll_legacy";
+    case Side::kKernel: return "kernel";
+    case Side::kFine: return "uepoll";
+    case Side::kLegacy: return "uepoll_legacy";
   }
   return "?";
 }
@@ -526,14 +523,8 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     std::printf(
         "\nkernel time / uepoll time (x = uepoll is that many times faster; real time, and the\n"
         "calling thread's CPU time in the last column)\n");
-    std::printf("%-24s %12s %12s %12s %9s %9s %9s\n",
-                "operation",
-                "kernel ns",
-                "uepoll ns",
-                "legacy ns",
-                "fine",
-                "legacy",
-                "fine cpu");
+    std::printf("%-24s %12s %12s %12s %9s %9s %9s\n", "operation", "kernel ns", "uepoll ns",
+                "legacy ns", "fine", "legacy", "fine cpu");
     for (const auto& [op, sides] : entries_) {
       auto ns = [&](const char* side, bool cpu = false) {
         auto it = sides.find(side);
@@ -546,13 +537,8 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       if (legacy > 0) {
         std::snprintf(legacy_ns, sizeof legacy_ns, "%.1f", legacy);
       }
-      std::printf("%-24s %12.1f %12.1f %12s %9s %9s %9s\n",
-                  op.c_str(),
-                  kernel,
-                  fine,
-                  legacy_ns,
-                  ratio(kernel, fine).c_str(),
-                  ratio(kernel, legacy).c_str(),
+      std::printf("%-24s %12.1f %12.1f %12s %9s %9s %9s\n", op.c_str(), kernel, fine, legacy_ns,
+                  ratio(kernel, fine).c_str(), ratio(kernel, legacy).c_str(),
                   ratio(ns("kernel", true), ns("uepoll", true)).c_str());
     }
     std::fflush(stdout);

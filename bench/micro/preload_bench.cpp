@@ -69,15 +69,9 @@ enum class Via { kCapi, kReservation, kInterposed };
 void BM_EventfdCreateClose(benchmark::State& state, Via via) {
   for (auto _ : state) {
     switch (via) {
-      case Via::kCapi:
-        uepoll_close(uepoll_eventfd(0, 0));
-        break;
-      case Via::kReservation:
-        libc().close(libc().eventfd(0, 0));
-        break;
-      case Via::kInterposed:
-        ::close(::eventfd(0, 0));
-        break;
+      case Via::kCapi: uepoll_close(uepoll_eventfd(0, 0)); break;
+      case Via::kReservation: libc().close(libc().eventfd(0, 0)); break;
+      case Via::kInterposed: ::close(::eventfd(0, 0)); break;
     }
   }
 }

@@ -10,9 +10,9 @@
 namespace uepoll::stats {
 
 struct Snapshot {
-  long files = 0;      // File objects not yet freed (epoll instances included)
-  long instances = 0;  // epoll instances not yet freed
-  long watches = 0;    // epoll items (registrations) not yet freed
+  long files = 0;         // File objects not yet freed (epoll instances included)
+  long instances = 0;     // epoll instances not yet freed
+  long watches = 0;       // epoll items (registrations) not yet freed
   long user_watches = 0;  // items counted against max_user_watches
   /// Acquisitions of the process-wide epoll mutex: EPOLL_CTL_ADD with loop/path checks, and the
   /// close paths of LockMode::kLegacy instances.

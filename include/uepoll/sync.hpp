@@ -10,8 +10,8 @@
 // Thread safety: all types here are thread-safe by definition.
 #pragma once
 
-#include <atomic>
 #include <pthread.h>
+#include <atomic>
 
 #include <cstdint>
 

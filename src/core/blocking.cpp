@@ -62,8 +62,8 @@ bool passed(const timespec& deadline) noexcept {
 
 long futex(std::atomic<int>* word, int op, int value, const timespec* timeout,
            unsigned bitset) noexcept {
-  return sys::calls.syscall(SYS_futex, reinterpret_cast<int*>(word), op | FUTEX_PRIVATE_FLAG, value, timeout,
-                 nullptr, bitset);
+  return sys::calls.syscall(SYS_futex, reinterpret_cast<int*>(word), op | FUTEX_PRIVATE_FLAG, value,
+                            timeout, nullptr, bitset);
 }
 
 // A sleep without a parker: at most kNapNanos (less near the deadline), then the caller
@@ -100,10 +100,8 @@ const timespec* Timeout::deadline() noexcept {
       time_ = deadline_after(time_);
       kind_ = Kind::kDeadline;
       return &time_;
-    case Kind::kDeadline:
-      return &time_;
-    default:
-      return nullptr;
+    case Kind::kDeadline: return &time_;
+    default: return nullptr;
   }
 }
 
@@ -234,9 +232,7 @@ void Parker::unpark() noexcept {
 void Parker::kick() noexcept {
   detail::lockdep_assert_may_block("wake-up system call under a spinlock");
   switch (mode_.load(std::memory_order_seq_cst)) {
-    case kFutex:
-      futex(&state_, FUTEX_WAKE, 1, nullptr, 0);
-      break;
+    case kFutex: futex(&state_, FUTEX_WAKE, 1, nullptr, 0); break;
     case kDoorbell: {
       const std::uint64_t one = 1;
       // Cannot fail short of a counter overflow, which 2^64-2 wake-ups without a sleep won't
@@ -244,8 +240,7 @@ void Parker::kick() noexcept {
       [[maybe_unused]] ssize_t n = sys::calls.write(doorbell_, &one, sizeof one);
       break;
     }
-    default:
-      break;  // a nap re-checks the state by itself
+    default: break;  // a nap re-checks the state by itself
   }
 }
 
@@ -349,15 +344,14 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
   if (spec.deadline != nullptr) {
     left = time_left(*spec.deadline);
   }
-  int n = sys::calls.ppoll(pfd, static_cast<nfds_t>(1 + extra), spec.deadline != nullptr ? &left : nullptr,
-                  spec.sigmask);
+  int n = sys::calls.ppoll(pfd, static_cast<nfds_t>(1 + extra),
+                           spec.deadline != nullptr ? &left : nullptr, spec.sigmask);
   if (n < 0) {
     switch (errno) {
       case EINTR:
       case EFAULT:  // an unreadable signal mask: Linux's epoll_pwait fails the same way
         return Error{errno};
-      default:
-        return nap(spec);  // ENOMEM: try again shortly rather than fail or spin
+      default: return nap(spec);  // ENOMEM: try again shortly rather than fail or spin
     }
   }
   if (n == 0) {

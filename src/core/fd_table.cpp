@@ -78,8 +78,8 @@ FdTable::Chunk* FdTable::chunk_for_install(int fd) noexcept {
 int FdTable::find_free(int from) noexcept {
   for (int fd = std::max(from, next_free_); fd < limit_; ++fd) {
     Chunk* chunk = chunks_[fd >> kChunkBits].load(std::memory_order_relaxed);
-    if (chunk == nullptr || chunk->files[fd & (kChunkSize - 1)].load(std::memory_order_relaxed) ==
-                                nullptr) {
+    if (chunk == nullptr ||
+        chunk->files[fd & (kChunkSize - 1)].load(std::memory_order_relaxed) == nullptr) {
       return fd;
     }
   }

@@ -37,8 +37,7 @@ class FdTable {
   /// The file behind `fd` with a new reference, or null (EBADF).
   Ref<File> get(int fd) const noexcept UEPOLL_EXCLUDES(mu_);
   /// Installs `file` at the lowest free number >= `min_fd`; EMFILE when none is left.
-  Result<int> install(Ref<File> file, bool cloexec, int min_fd = 0) noexcept
-      UEPOLL_EXCLUDES(mu_);
+  Result<int> install(Ref<File> file, bool cloexec, int min_fd = 0) noexcept UEPOLL_EXCLUDES(mu_);
   /// Installs two files at the two lowest free numbers, or neither (pipe, socketpair).
   Result<void> install_pair(Ref<File> a, Ref<File> b, bool cloexec, int fds[2]) noexcept
       UEPOLL_EXCLUDES(mu_);

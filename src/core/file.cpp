@@ -8,7 +8,6 @@
 
 namespace uepoll {
 
-
 File::File(int access_mode, int status_flags) noexcept
     : access_mode_(access_mode), status_flags_(status_flags & O_NONBLOCK) {
   detail::count_up(detail::Counter::kFiles);
@@ -35,8 +34,10 @@ bool File::try_get() noexcept {
 void File::put() noexcept {
   // Any put may be the last, whose removal path takes instance mutexes (and, in legacy mode, the
   // nesting mutex): dropping a reference while holding one could deadlock (docs/locking.md).
-  detail::lockdep_assert_not_held(LockLevel::kInstance, "file reference dropped under an instance mutex");
-  detail::lockdep_assert_not_held(LockLevel::kNesting, "file reference dropped under the nesting mutex");
+  detail::lockdep_assert_not_held(LockLevel::kInstance,
+                                  "file reference dropped under an instance mutex");
+  detail::lockdep_assert_not_held(LockLevel::kNesting,
+                                  "file reference dropped under the nesting mutex");
   // acq_rel: the last put must see every write made under earlier references, in particular
   // every change to the watcher list (pairs with the release half of the other puts).
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -71,13 +72,9 @@ Result<void> File::listen(int) noexcept { return Error{ENOTSOCK}; }
 Result<Ref<File>> File::accept(sockaddr*, socklen_t*, int, IoFlags) noexcept {
   return Error{ENOTSOCK};
 }
-Result<void> File::connect(const sockaddr*, socklen_t, IoFlags) noexcept {
-  return Error{ENOTSOCK};
-}
+Result<void> File::connect(const sockaddr*, socklen_t, IoFlags) noexcept { return Error{ENOTSOCK}; }
 Result<void> File::getsockopt(int, int, void*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
-Result<void> File::setsockopt(int, int, const void*, socklen_t) noexcept {
-  return Error{ENOTSOCK};
-}
+Result<void> File::setsockopt(int, int, const void*, socklen_t) noexcept { return Error{ENOTSOCK}; }
 Result<void> File::getsockname(sockaddr*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
 Result<void> File::getpeername(sockaddr*, socklen_t*) noexcept { return Error{ENOTSOCK}; }
 Result<size_t> File::readable_bytes() noexcept { return Error{ENOTTY}; }

@@ -338,8 +338,7 @@ Result<void> Instance::ctl_locked(int op, File* target, int fd, const epoll_even
       ev.events |= EPOLLERR | EPOLLHUP;
       modify(w, ev);
       return {};
-    default:
-      return Error{EINVAL};
+    default: return Error{EINVAL};
   }
 }
 
@@ -535,17 +534,10 @@ bool Instance::on_wake(WaitEntry& entry, PollMask key) noexcept {
         // An exclusive wake-up is consumed only by an instance with a thread to wake, and only
         // for the direction that thread is interested in.
         switch (key & (EPOLLIN | EPOLLOUT)) {
-          case EPOLLIN:
-            consumed = (events & EPOLLIN) != 0;
-            break;
-          case EPOLLOUT:
-            consumed = (events & EPOLLOUT) != 0;
-            break;
-          case 0:
-            consumed = true;
-            break;
-          default:
-            break;
+          case EPOLLIN: consumed = (events & EPOLLIN) != 0; break;
+          case EPOLLOUT: consumed = (events & EPOLLOUT) != 0; break;
+          case 0: consumed = true; break;
+          default: break;
         }
       }
       ep->wake_one_sleeper();  // kicked at the end of the source's wake-up (WakeBatch)
@@ -601,9 +593,7 @@ void Instance::wake_one_sleeper() noexcept {
 // ---------------------------------------------------------------------------------------------
 // Harvest
 
-bool Instance::events_available() noexcept {
-  return !list_empty(ready_) || overflow_ != no_scan();
-}
+bool Instance::events_available() noexcept { return !list_empty(ready_) || overflow_ != no_scan(); }
 
 void Instance::start_scan(ReadyNode& batch) noexcept {
   list_init(batch);
@@ -645,8 +635,8 @@ PollMask Instance::poll_item(Watch* w, PollTable* table, int depth) noexcept {
   if (w->file->released()) {
     return 0;
   }
-  PollMask mask = w->file->is_epoll() ? from(w->file)->poll_nested(table, depth)
-                                      : w->file->poll(table);
+  PollMask mask =
+      w->file->is_epoll() ? from(w->file)->poll_nested(table, depth) : w->file->poll(table);
   return mask & w->events.load(std::memory_order_relaxed);
 }
 
@@ -798,8 +788,7 @@ Result<int> Instance::wait(epoll_event* events, int maxevents, Timeout timeout,
         }
         return Error{EINTR};
       }
-      default:
-        return Error{slept.error()};  // EFAULT: the signal mask could not be read
+      default: return Error{slept.error()};  // EFAULT: the signal mask could not be read
     }
   }
 }

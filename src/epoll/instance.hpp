@@ -103,8 +103,7 @@ class Instance final : public File {
       UEPOLL_EXCLUDES(ctl_mutex_);
   /// epoll_wait after the argument checks.
   Result<int> wait(epoll_event* events, int maxevents, Timeout timeout,
-                   const sigset_t* sigmask) noexcept
-      UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
+                   const sigset_t* sigmask) noexcept UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
 
   /// epoll_ctl of a kernel descriptor (uepoll_epoll_ctl_kernel) after the uepoll-side checks:
   /// the kernel answers for the descriptor. `event` is a valid copy, or null for DEL.
@@ -166,9 +165,8 @@ class Instance final : public File {
   void unlink_mirror(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   /// Queues every item on an instance with a kernel side: a mirror reported an edge.
   void queue_mirrored_children() noexcept UEPOLL_REQUIRES(ctl_mutex_);
-  Result<int> wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents,
-                               Timeout& timeout, bool timed_out,
-                               const sigset_t* sigmask) noexcept
+  Result<int> wait_with_kernel(KernelSide& ks, epoll_event* events, int maxevents, Timeout& timeout,
+                               bool timed_out, const sigset_t* sigmask) noexcept
       UEPOLL_EXCLUDES(ctl_mutex_, ready_lock_);
   /// One harvest of both sides (uepoll items and kernel descriptors), each served first in turn.
   Result<int> harvest_both(KernelSide& ks, epoll_event* events, int maxevents) noexcept
@@ -211,8 +209,7 @@ class Instance final : public File {
   void done_scan(ReadyNode& batch, ReadyNode* requeue = nullptr) noexcept
       UEPOLL_REQUIRES(ctl_mutex_) UEPOLL_EXCLUDES(ready_lock_);
   void done_scan_locked(ReadyNode& batch) noexcept UEPOLL_REQUIRES(ready_lock_);
-  Result<int> send_events(epoll_event* events, int maxevents) noexcept
-      UEPOLL_EXCLUDES(ctl_mutex_);
+  Result<int> send_events(epoll_event* events, int maxevents) noexcept UEPOLL_EXCLUDES(ctl_mutex_);
   bool events_available() noexcept UEPOLL_REQUIRES(ready_lock_);
 
   static bool on_wake(WaitEntry& entry, PollMask key) noexcept;

@@ -29,7 +29,8 @@ Tags draw_tags() noexcept {
   Tags t{};
   if (getrandom(&t, sizeof t, 0) != static_cast<ssize_t>(sizeof t)) {
     // No entropy source: still unpredictable enough for a caller that does not aim at it.
-    auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    auto now =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     t.bell = now * 0x9e3779b97f4a7c15u ^ reinterpret_cast<std::uintptr_t>(&t);
     t.mirror = ~t.bell * 0xbf58476d1ce4e5b9u;
   }
@@ -114,7 +115,6 @@ void KernelSide::silence() noexcept {
   std::uint64_t count;
   [[maybe_unused]] ssize_t n = sys::calls.read(bell_.fd, &count, sizeof count);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The instance's side of it
@@ -214,8 +214,10 @@ void Instance::unlink_mirror(Watch* w) noexcept {
     return;
   }
   bool still_watched = false;  // through another descriptor of the same instance
-  for_each_watch_locked([&](Watch* other) { still_watched |= other != w && other->file == w->file; });
-  if (!still_watched && sys::calls.epoll_ctl(mine->ep(), EPOLL_CTL_DEL, child->ep(), nullptr) == 0) {
+  for_each_watch_locked(
+      [&](Watch* other) { still_watched |= other != w && other->file == w->file; });
+  if (!still_watched &&
+      sys::calls.epoll_ctl(mine->ep(), EPOLL_CTL_DEL, child->ep(), nullptr) == 0) {
     --mine->mirrors;
   }
 }
@@ -398,8 +400,8 @@ Result<int> Instance::wait_with_kernel(KernelSide& ks, epoll_event* events, int 
       left = time_left(*deadline);
     }
     // The kernel's own wait: its wake-one order, signal mask and EINTR.
-    int n = sys::calls.epoll_pwait2(ks.ep(), events, maxevents, deadline != nullptr ? &left : nullptr,
-                         sigmask);
+    int n = sys::calls.epoll_pwait2(ks.ep(), events, maxevents,
+                                    deadline != nullptr ? &left : nullptr, sigmask);
     const int err = errno;
     {
       SpinGuard guard(ready_lock_);

@@ -80,7 +80,7 @@ void NestingCheck::add_file(File* file) noexcept {
   }
   if (file->try_get()) {
     files_.push_back(file);  // no allocation: capacity reserved above
-  }  // else being released: it will have no wake-up paths left
+  }                          // else being released: it will have no wake-up paths left
 }
 
 Result<void> NestingCheck::check_loop(Instance* into, Instance* target) noexcept {

@@ -15,7 +15,7 @@ constexpr long kBatch = 32;
 struct ThreadDelta {
   std::atomic<long> delta{0};  // written by its thread only; read by exact sums
   bool registered = false;
-  bool exited = false;  // folded at thread exit: later changes go to the total directly
+  bool exited = false;          // folded at thread exit: later changes go to the total directly
   ThreadDelta* prev = nullptr;  // the registry, under g_mutex
   ThreadDelta* next = nullptr;
 };

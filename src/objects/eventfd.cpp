@@ -21,7 +21,8 @@ constexpr std::uint64_t kMaxCount = ~std::uint64_t{0} - 1;  // 2^64-2
 class EventFd final : public File {
  public:
   EventFd(std::uint64_t count, int flags) noexcept
-      : File(O_RDWR, flags & EFD_NONBLOCK), count_(count),
+      : File(O_RDWR, flags & EFD_NONBLOCK),
+        count_(count),
         semaphore_((flags & EFD_SEMAPHORE) != 0) {}
 
   PollMask poll(PollTable* table) noexcept override {

@@ -71,8 +71,8 @@ constexpr std::size_t kMaxChunk = 65536;
 constexpr std::size_t kCoalesceMax = 1024;  // small writes copy into the last chunk's spare room
 constexpr int kConnectedSndbuf = 3939840;   // SO_SNDBUF of a connected loopback socket
 constexpr int kUnconnectedMss = 536;
-constexpr int kLoopbackMss = 32768;         // TCP_MAXSEG of a loopback connection...
-constexpr int kFirstLoopbackMss = 32741;    // ...as the connecting side reports it until it sends
+constexpr int kLoopbackMss = 32768;       // TCP_MAXSEG of a loopback connection...
+constexpr int kFirstLoopbackMss = 32741;  // ...as the connecting side reports it until it sends
 
 // How much one direction of a connection may hold (Side::limit).
 struct StreamLimit {
@@ -270,8 +270,7 @@ bool conflicts(const Binding& b, const Binding& e) noexcept {
   return !(b.reuseport && e.reuseport);
 }
 
-bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept
-    UEPOLL_REQUIRES(slot.lock) {
+bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept UEPOLL_REQUIRES(slot.lock) {
   for (const Binding* e = slot.listeners; e != nullptr; e = e->next) {
     if (conflicts(b, *e)) {
       return true;
@@ -324,7 +323,7 @@ struct AcceptQueue {
   InetSocket* owner UEPOLL_GUARDED_BY(lock) = nullptr;  // null once the listener stopped
   InetSocket* head UEPOLL_GUARDED_BY(lock) = nullptr;   // established, not yet accepted
   InetSocket* tail UEPOLL_GUARDED_BY(lock) = nullptr;
-  int backlog UEPOLL_GUARDED_BY(lock) = 0;              // Linux's sk_max_ack_backlog
+  int backlog UEPOLL_GUARDED_BY(lock) = 0;                  // Linux's sk_max_ack_backlog
   InetSocket* pend_head UEPOLL_GUARDED_BY(lock) = nullptr;  // clients waiting for room
   InetSocket* pend_tail UEPOLL_GUARDED_BY(lock) = nullptr;
   std::atomic<int> count{0};  // queued connections (written under lock, read by poll)
@@ -394,7 +393,7 @@ struct TcpOptions {
   std::atomic<int> tclass{0};
 
   void copy_from(const TcpOptions& o) noexcept {
-    std::atomic<int> TcpOptions::* const fields[] = {
+    std::atomic<int> TcpOptions::*const fields[] = {
         &TcpOptions::nodelay,       &TcpOptions::cork,         &TcpOptions::keepidle,
         &TcpOptions::keepintvl,     &TcpOptions::keepcnt,      &TcpOptions::syncnt,
         &TcpOptions::defer_accept,  &TcpOptions::quickack,     &TcpOptions::user_timeout,
@@ -413,7 +412,7 @@ struct TcpOptions {
 int read_tcp_default(const char* path, int fallback) noexcept {
   long v[3] = {};
   return sys::read_numbers(path, v, 3) == 3 && v[1] > 0 && v[1] <= INT_MAX ? static_cast<int>(v[1])
-                                                                          : fallback;
+                                                                           : fallback;
 }
 int tcp_sndbuf_default() noexcept {
   static const int v = read_tcp_default("/proc/sys/net/ipv4/tcp_wmem", 16384);
@@ -526,7 +525,8 @@ class InetSocket final : public File {
   WaitQueue accept_wait_;  // blocked accept() callers only (exclusive waiters)
   SockOptions opts_;
   TcpOptions tcp_;
-  Mutex op_mu_{LockLevel::kOperation};  // serialises bind/listen/connect/shutdown/close on this socket
+  Mutex op_mu_{
+      LockLevel::kOperation};  // serialises bind/listen/connect/shutdown/close on this socket
 
   SpinLock lock_;
   Ss ss_ UEPOLL_GUARDED_BY(lock_) = Ss::kUnconnected;
@@ -589,8 +589,7 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
       return aq_ != nullptr && aq_->count.load(std::memory_order_acquire) > 0
                  ? PollMask{EPOLLIN | EPOLLRDNORM}
                  : PollMask{0};
-    case Mode::kSynSent:
-      return err_ != 0 ? PollMask{EPOLLERR} : PollMask{0};
+    case Mode::kSynSent: return err_ != 0 ? PollMask{EPOLLERR} : PollMask{0};
     case Mode::kClosed:
     case Mode::kConn: {  // kConn without a connection: being set up or torn down
       PollMask mask = EPOLLHUP | EPOLLOUT | EPOLLWRNORM;
@@ -785,9 +784,8 @@ Result<size_t> InetSocket::readable_bytes() noexcept {
 
 Result<void> InetSocket::listen(int backlog) noexcept {
   // Linux clamps to somaxconn, comparing as unsigned (a negative backlog means somaxconn).
-  const int max_backlog = static_cast<unsigned>(backlog) > static_cast<unsigned>(somaxconn())
-                              ? somaxconn()
-                              : backlog;
+  const int max_backlog =
+      static_cast<unsigned>(backlog) > static_cast<unsigned>(somaxconn()) ? somaxconn() : backlog;
   MutexLock op(op_mu_);
   AcceptQueue* existing;
   {
@@ -1122,8 +1120,7 @@ Result<void> InetSocket::autobind_for_connect(const Endpoint& dst, Endpoint* loc
       return false;
     }
     for (const Binding* e = slot.bound; e != nullptr; e = e->next) {
-      if (!e->autobound ||
-          (e->addr == src && e->raddr == dst.addr && e->rport == dst.port)) {
+      if (!e->autobound || (e->addr == src && e->raddr == dst.addr && e->rport == dst.port)) {
         return false;
       }
     }
@@ -1572,12 +1569,9 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
       }
     }
     switch (ss) {
-      case Ss::kConnected:
-        return Error{EISCONN};
-      case Ss::kDisconnecting:
-        return Error{EINVAL};
-      case Ss::kConnecting:
-        break;
+      case Ss::kConnected: return Error{EISCONN};
+      case Ss::kDisconnecting: return Error{EINVAL};
+      case Ss::kConnecting: break;
       case Ss::kUnconnected: {
         Result<Endpoint> d = parse_connect_address(addr, len);
         if (!d) {
@@ -1962,10 +1956,8 @@ Result<size_t> InetSocket::recv_unconnected(bool dont_wait, Timeout& timeout) no
         return Error{EAGAIN};  // connected meanwhile: the caller retries on the connection
       }
       switch (mode_) {
-        case Mode::kListen:
-          return Error{ENOTCONN};
-        case Mode::kSynSent:
-          break;
+        case Mode::kListen: return Error{ENOTCONN};
+        case Mode::kSynSent: break;
         case Mode::kClosed:
         case Mode::kConn:
           if (err_ != 0) {
@@ -2134,26 +2126,23 @@ Result<void> InetSocket::getsockopt(int level, int name, void* val, socklen_t* l
             v = kUnconnectedMss;
           } else {
             v = s == 0 && !sent_data_.load(std::memory_order_relaxed) ? kFirstLoopbackMss
-                                                                        : kLoopbackMss;
+                                                                      : kLoopbackMss;
           }
         }
         break;
       }
-      default:
-        return Error{ENOPROTOOPT};
+      default: return Error{ENOPROTOOPT};
     }
     return put_int_option(val, len, v);
   }
   if (level == IPPROTO_IP) {
     switch (name) {
-      case IP_TOS:
-        return put_int_option(val, len, load(tcp_.tos));
+      case IP_TOS: return put_int_option(val, len, load(tcp_.tos));
       case IP_TTL: {
         int ttl = load(tcp_.ttl);
         return put_int_option(val, len, ttl < 0 ? 64 : ttl);
       }
-      default:
-        return Error{ENOPROTOOPT};
+      default: return Error{ENOPROTOOPT};
     }
   }
   if (family_ == AF_INET6) {
@@ -2161,23 +2150,19 @@ Result<void> InetSocket::getsockopt(int level, int name, void* val, socklen_t* l
       return Error{ENOPROTOOPT};
     }
     switch (name) {
-      case IPV6_V6ONLY:
-        return put_int_option(val, len, load(tcp_.v6only));
+      case IPV6_V6ONLY: return put_int_option(val, len, load(tcp_.v6only));
       case IPV6_UNICAST_HOPS: {
         int hops = load(tcp_.unicast_hops);
         return put_int_option(val, len, hops < 0 ? 64 : hops);
       }
-      case IPV6_TCLASS:
-        return put_int_option(val, len, load(tcp_.tclass));
-      default:
-        return Error{ENOPROTOOPT};
+      case IPV6_TCLASS: return put_int_option(val, len, load(tcp_.tclass));
+      default: return Error{ENOPROTOOPT};
     }
   }
   return Error{EOPNOTSUPP};
 }
 
-Result<void> InetSocket::setsockopt(int level, int name, const void* val,
-                                    socklen_t len) noexcept {
+Result<void> InetSocket::setsockopt(int level, int name, const void* val, socklen_t len) noexcept {
   if (level == SOL_SOCKET) {
     Result<void> r = set_common_option(opts_, name, val, len);
     if (r && (name == SO_SNDBUF || name == SO_RCVBUF || name == SO_SNDBUFFORCE ||
@@ -2235,8 +2220,7 @@ Result<void> InetSocket::setsockopt(int level, int name, const void* val,
           return Error{EINVAL};
         }
         return store(tcp_.maxseg, v);
-      default:
-        return Error{ENOPROTOOPT};
+      default: return Error{ENOPROTOOPT};
     }
   }
   if (level == IPPROTO_IP) {
@@ -2247,8 +2231,7 @@ Result<void> InetSocket::setsockopt(int level, int name, const void* val,
           return Error{EINVAL};
         }
         return store(tcp_.ttl, v);
-      default:
-        return Error{ENOPROTOOPT};
+      default: return Error{ENOPROTOOPT};
     }
   }
   switch (name) {
@@ -2269,8 +2252,7 @@ Result<void> InetSocket::setsockopt(int level, int name, const void* val,
         return Error{EINVAL};
       }
       return store(tcp_.tclass, v < 0 ? 0 : v);
-    default:
-      return Error{ENOPROTOOPT};
+    default: return Error{ENOPROTOOPT};
   }
 }
 
@@ -2287,7 +2269,7 @@ bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
     sockaddr_in in;
     std::memcpy(&in, addr, sizeof in);
     dst.addr = mapped(in.sin_addr.s_addr == htonl(INADDR_ANY) ? htonl(INADDR_LOOPBACK)
-                                                                : in.sin_addr.s_addr);
+                                                              : in.sin_addr.s_addr);
     dst.port = ntohs(in.sin_port);
   } else if (family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
     sockaddr_in6 in6;
@@ -2297,7 +2279,8 @@ bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
   } else {
     return false;
   }
-  const bool loopback = is_mapped(dst.addr) ? is_loopback4(v4_of(dst.addr)) : dst.addr == kLoopback6;
+  const bool loopback =
+      is_mapped(dst.addr) ? is_loopback4(v4_of(dst.addr)) : dst.addr == kLoopback6;
   if (!loopback) {
     return false;
   }

@@ -222,7 +222,8 @@ class PipeEnd final : public File {
         auto& slot = p.slots[p.head % kSlots];
         if (!slot.page) {
           slot.page.reset(detail::allocation_should_fail() ? nullptr
-                                                          : new (std::nothrow) std::uint8_t[kPageSize]);
+                                                           : new (std::nothrow)
+                                                                 std::uint8_t[kPageSize]);
           if (!slot.page) {
             if (put == 0) {
               return Error{ENOMEM};

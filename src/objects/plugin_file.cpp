@@ -22,9 +22,8 @@ namespace uepoll {
 namespace {
 
 // What poll() may report: the poll bits, never epoll's private ones.
-constexpr PollMask kPollBits = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR | EPOLLHUP |
-                               EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG |
-                               EPOLLRDHUP;
+constexpr PollMask kPollBits = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDNORM |
+                               EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG | EPOLLRDHUP;
 // The largest errno a plug-in may return as -errno; anything below is reported as EIO.
 constexpr ssize_t kMaxErrno = 4095;
 
@@ -69,14 +68,16 @@ class PluginFile final : public File {
     if (ops_.read == nullptr) {
       return Error{EINVAL};
     }
-    return transfer(flags, [&] { return ops_.read(priv_, buf, count); }, count);
+    return transfer(
+        flags, [&] { return ops_.read(priv_, buf, count); }, count);
   }
 
   Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
     if (ops_.write == nullptr) {
       return Error{EINVAL};
     }
-    return transfer(flags, [&] { return ops_.write(priv_, buf, count); }, count);
+    return transfer(
+        flags, [&] { return ops_.write(priv_, buf, count); }, count);
   }
 
   /// The caller's from now on: release will run. Publishes the object to its stub.

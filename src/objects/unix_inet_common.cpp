@@ -284,51 +284,32 @@ Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t 
 Result<void> get_common_option(const SockOptions& o, const SockIdentity& id, int name, void* val,
                                socklen_t* len) noexcept {
   switch (name) {
-    case SO_TYPE:
-      return put_int_option(val, len, SOCK_STREAM);
-    case SO_DOMAIN:
-      return put_int_option(val, len, id.domain);
-    case SO_PROTOCOL:
-      return put_int_option(val, len, id.protocol);
-    case SO_ACCEPTCONN:
-      return put_int_option(val, len, id.accepting ? 1 : 0);
-    case SO_REUSEADDR:
-      return put_int_option(val, len, load(o.reuseaddr));
-    case SO_REUSEPORT:
-      return put_int_option(val, len, load(o.reuseport));
-    case SO_KEEPALIVE:
-      return put_int_option(val, len, load(o.keepalive));
-    case SO_BROADCAST:
-      return put_int_option(val, len, load(o.broadcast));
-    case SO_OOBINLINE:
-      return put_int_option(val, len, load(o.oobinline));
-    case SO_PRIORITY:
-      return put_int_option(val, len, load(o.priority));
-    case SO_RCVLOWAT:
-      return put_int_option(val, len, load(o.rcvlowat));
-    case SO_SNDLOWAT:
-      return put_int_option(val, len, 1);
-    case SO_PASSCRED:
-      return put_int_option(val, len, load(o.passcred));
-    case SO_SNDBUF:
-      return put_int_option(val, len, load(o.sndbuf));
-    case SO_RCVBUF:
-      return put_int_option(val, len, load(o.rcvbuf));
+    case SO_TYPE: return put_int_option(val, len, SOCK_STREAM);
+    case SO_DOMAIN: return put_int_option(val, len, id.domain);
+    case SO_PROTOCOL: return put_int_option(val, len, id.protocol);
+    case SO_ACCEPTCONN: return put_int_option(val, len, id.accepting ? 1 : 0);
+    case SO_REUSEADDR: return put_int_option(val, len, load(o.reuseaddr));
+    case SO_REUSEPORT: return put_int_option(val, len, load(o.reuseport));
+    case SO_KEEPALIVE: return put_int_option(val, len, load(o.keepalive));
+    case SO_BROADCAST: return put_int_option(val, len, load(o.broadcast));
+    case SO_OOBINLINE: return put_int_option(val, len, load(o.oobinline));
+    case SO_PRIORITY: return put_int_option(val, len, load(o.priority));
+    case SO_RCVLOWAT: return put_int_option(val, len, load(o.rcvlowat));
+    case SO_SNDLOWAT: return put_int_option(val, len, 1);
+    case SO_PASSCRED: return put_int_option(val, len, load(o.passcred));
+    case SO_SNDBUF: return put_int_option(val, len, load(o.sndbuf));
+    case SO_RCVBUF: return put_int_option(val, len, load(o.rcvbuf));
     case SO_LINGER: {
       linger l{load(o.linger_onoff), load(o.linger_secs)};
       return put_option(val, len, &l, sizeof l);
     }
-    case SO_RCVTIMEO:
-      return put_timeout(val, len, o.rcvtimeo.load(std::memory_order_relaxed));
-    case SO_SNDTIMEO:
-      return put_timeout(val, len, o.sndtimeo.load(std::memory_order_relaxed));
-    default:
-      return Error{ENOPROTOOPT};
+    case SO_RCVTIMEO: return put_timeout(val, len, o.rcvtimeo.load(std::memory_order_relaxed));
+    case SO_SNDTIMEO: return put_timeout(val, len, o.sndtimeo.load(std::memory_order_relaxed));
+    default: return Error{ENOPROTOOPT};
   }
 }
 
-Result<void> set_common_option(SockOptions& o, int name, const void* val,
-                               socklen_t len) noexcept {
+Result<void> set_common_option(SockOptions& o, int name, const void* val, socklen_t len) noexcept {
   // Timeouts take a struct timeval, checked before the generic int argument.
   if (name == SO_RCVTIMEO) {
     return set_timeout(o.rcvtimeo, val, len);
@@ -344,33 +325,19 @@ Result<void> set_common_option(SockOptions& o, int name, const void* val,
   const int flag = v != 0 ? 1 : 0;
   auto store = [](std::atomic<int>& a, int x) { a.store(x, std::memory_order_relaxed); };
   switch (name) {
-    case SO_REUSEADDR:
-      store(o.reuseaddr, flag);
-      return {};
-    case SO_REUSEPORT:
-      store(o.reuseport, flag);
-      return {};
-    case SO_KEEPALIVE:
-      store(o.keepalive, flag);
-      return {};
-    case SO_BROADCAST:
-      store(o.broadcast, flag);
-      return {};
-    case SO_OOBINLINE:
-      store(o.oobinline, flag);
-      return {};
-    case SO_PASSCRED:
-      store(o.passcred, flag);
-      return {};
+    case SO_REUSEADDR: store(o.reuseaddr, flag); return {};
+    case SO_REUSEPORT: store(o.reuseport, flag); return {};
+    case SO_KEEPALIVE: store(o.keepalive, flag); return {};
+    case SO_BROADCAST: store(o.broadcast, flag); return {};
+    case SO_OOBINLINE: store(o.oobinline, flag); return {};
+    case SO_PASSCRED: store(o.passcred, flag); return {};
     case SO_PRIORITY:
       if ((v < 0 || v > 6) && geteuid() != 0) {
         return Error{EPERM};
       }
       store(o.priority, v);
       return {};
-    case SO_RCVLOWAT:
-      store(o.rcvlowat, v < 0 ? INT_MAX : std::max(v, 1));
-      return {};
+    case SO_RCVLOWAT: store(o.rcvlowat, v < 0 ? INT_MAX : std::max(v, 1)); return {};
     case SO_SNDBUF:
     case SO_SNDBUFFORCE: {
       long n;
@@ -409,8 +376,7 @@ Result<void> set_common_option(SockOptions& o, int name, const void* val,
       store(o.linger_secs, l.l_linger);
       return {};
     }
-    default:
-      return Error{ENOPROTOOPT};
+    default: return Error{ENOPROTOOPT};
   }
 }
 

@@ -201,8 +201,7 @@ class UnixStream final : public File {
         ucred cred{getpid(), geteuid(), getegid()};
         return put_option(val, len, &cred, sizeof cred);
       }
-      default:
-        return get_common_option(opts_, SockIdentity{AF_UNIX, 0, false}, name, val, len);
+      default: return get_common_option(opts_, SockIdentity{AF_UNIX, 0, false}, name, val, len);
     }
   }
 
@@ -404,9 +403,10 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
   const bool peek = (flags.msg_flags & MSG_PEEK) != 0;
   const bool waitall = (flags.msg_flags & MSG_WAITALL) != 0;
   // Linux's sock_rcvlowat(): the bytes a blocking read waits for.
-  std::size_t target = waitall ? len
-                               : std::min<std::size_t>(
-                                     static_cast<std::size_t>(opts_.rcvlowat.load(std::memory_order_relaxed)), len);
+  std::size_t target =
+      waitall ? len
+              : std::min<std::size_t>(
+                    static_cast<std::size_t>(opts_.rcvlowat.load(std::memory_order_relaxed)), len);
   if (target == 0) {
     target = 1;
   }

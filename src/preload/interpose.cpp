@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -15,7 +16,6 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <spawn.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -325,8 +325,8 @@ bool valid_timespec(const timespec& ts) noexcept {
 }  // namespace uepoll::preload
 
 using namespace uepoll::preload;  // NOLINT: the C functions below are this file's whole point
-using uepoll::Ref;
 using uepoll::File;
+using uepoll::Ref;
 using uepoll::Result;
 using uepoll::Timeout;
 
@@ -816,8 +816,8 @@ static ssize_t sendfile_into_uepoll(int out, int in, off_t* offset, size_t count
   size_t done = 0;
   while (done < count) {
     const size_t want = std::min(kChunk, count - done);
-    const ssize_t got = offset != nullptr ? pread(in, buf.get(), want, *offset)
-                                          : libc().read(in, buf.get(), want);
+    const ssize_t got =
+        offset != nullptr ? pread(in, buf.get(), want, *offset) : libc().read(in, buf.get(), want);
     if (got <= 0) {
       return done > 0 ? static_cast<ssize_t>(done) : got;
     }
@@ -888,9 +888,8 @@ int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
   if (timeout != nullptr && !valid_timespec(*timeout)) {
     return fail(EINVAL);
   }
-  return errno_of(poll_both(fds, nfds,
-                            timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
-                            sigmask));
+  return errno_of(poll_both(
+      fds, nfds, timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(), sigmask));
 }
 
 int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
@@ -948,9 +947,8 @@ int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const struct timespec*
   if (timeout != nullptr && !valid_timespec(*timeout)) {
     return fail(EINVAL);
   }
-  return select_through_poll(nfds, rd, wr, ex,
-                             timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(),
-                             sigmask);
+  return select_through_poll(
+      nfds, rd, wr, ex, timeout != nullptr ? Timeout::after(*timeout) : Timeout::none(), sigmask);
 }
 
 // --- new processes and new images ------------------------------------------------------------
@@ -1022,10 +1020,8 @@ long syscall(long number, ...) noexcept {
     return ptr(mask) == nullptr || a[size] == static_cast<long>(sizeof(sigset_t));
   };
   switch (number) {
-    case SYS_epoll_create:
-      return epoll_create(static_cast<int>(a[0]));
-    case SYS_epoll_create1:
-      return epoll_create1(static_cast<int>(a[0]));
+    case SYS_epoll_create: return epoll_create(static_cast<int>(a[0]));
+    case SYS_epoll_create1: return epoll_create1(static_cast<int>(a[0]));
     case SYS_epoll_ctl:
       return epoll_ctl(static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]),
                        static_cast<epoll_event*>(ptr(3)));
@@ -1046,25 +1042,19 @@ long syscall(long number, ...) noexcept {
       return epoll_pwait2(static_cast<int>(a[0]), static_cast<epoll_event*>(ptr(1)),
                           static_cast<int>(a[2]), static_cast<const timespec*>(ptr(3)),
                           static_cast<const sigset_t*>(ptr(4)));
-    case SYS_eventfd:
-      return eventfd(static_cast<unsigned>(a[0]), 0);
-    case SYS_eventfd2:
-      return eventfd(static_cast<unsigned>(a[0]), static_cast<int>(a[1]));
-    case SYS_close:
-      return close(static_cast<int>(a[0]));
+    case SYS_eventfd: return eventfd(static_cast<unsigned>(a[0]), 0);
+    case SYS_eventfd2: return eventfd(static_cast<unsigned>(a[0]), static_cast<int>(a[1]));
+    case SYS_close: return close(static_cast<int>(a[0]));
     case SYS_close_range:
       return close_range(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]),
                          static_cast<int>(a[2]));
-    case SYS_dup:
-      return dup(static_cast<int>(a[0]));
-    case SYS_dup2:
-      return dup2(static_cast<int>(a[0]), static_cast<int>(a[1]));
+    case SYS_dup: return dup(static_cast<int>(a[0]));
+    case SYS_dup2: return dup2(static_cast<int>(a[0]), static_cast<int>(a[1]));
     case SYS_dup3:
       return dup3(static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]));
     case SYS_io_uring_setup:
       return fail(ENOSYS);  // io_uring would reach descriptors past the interposer
-    default:
-      return libc().syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    default: return libc().syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
   }
 }
 

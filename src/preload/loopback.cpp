@@ -78,7 +78,8 @@ bool loopback_or_any(const sockaddr_storage& ss) noexcept {
   }
   const in6_addr& a = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
   if (IN6_IS_ADDR_V4MAPPED(&a)) {
-    return a.s6_addr[12] == 127 || (a.s6_addr[12] | a.s6_addr[13] | a.s6_addr[14] | a.s6_addr[15]) == 0;
+    return a.s6_addr[12] == 127 ||
+           (a.s6_addr[12] | a.s6_addr[13] | a.s6_addr[14] | a.s6_addr[15]) == 0;
   }
   return IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_LOOPBACK(&a);
 }
@@ -90,7 +91,9 @@ void copy_options(int from, File& to, int family) noexcept {
     int name;
   };
   static constexpr Option kInts[] = {
-      {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_REUSEPORT}, {SOL_SOCKET, SO_KEEPALIVE},
+      {SOL_SOCKET, SO_REUSEADDR},
+      {SOL_SOCKET, SO_REUSEPORT},
+      {SOL_SOCKET, SO_KEEPALIVE},
       {IPPROTO_TCP, TCP_NODELAY},
   };
   for (const Option& o : kInts) {
@@ -110,7 +113,8 @@ void copy_options(int from, File& to, int family) noexcept {
   for (int name : {SO_RCVTIMEO, SO_SNDTIMEO}) {
     timeval tv{};
     len = sizeof tv;
-    if (libc().getsockopt(from, SOL_SOCKET, name, &tv, &len) == 0 && (tv.tv_sec | tv.tv_usec) != 0) {
+    if (libc().getsockopt(from, SOL_SOCKET, name, &tv, &len) == 0 &&
+        (tv.tv_sec | tv.tv_usec) != 0) {
       (void)to.setsockopt(SOL_SOCKET, name, &tv, sizeof tv);
     }
   }

@@ -43,7 +43,7 @@ inline constexpr int kMaxFds = 1 << 20;
 /// Trivial, so that it is all zeros before any code runs (an interposed call can come before
 /// this library's constructors); `ready` and `kind` are accessed through std::atomic_ref.
 struct alignas(4096) Hot {
-  bool ready;          // libc and config are set
+  bool ready;  // libc and config are set
   Libc libc;
   Config config;
   Kind kind[kMaxFds];  // written after the table changes, read without locks
@@ -71,8 +71,9 @@ Process& table() noexcept;
 
 /// A number's kind: one byte load, lock-free and async-signal-safe.
 inline Kind kind_of(int fd) noexcept {
-  return fd >= 0 && fd < kMaxFds ? std::atomic_ref<Kind>(g_hot.kind[fd]).load(std::memory_order_acquire)
-                                 : Kind::kKernel;
+  return fd >= 0 && fd < kMaxFds
+             ? std::atomic_ref<Kind>(g_hot.kind[fd]).load(std::memory_order_acquire)
+             : Kind::kKernel;
 }
 
 /// True when `fd` is in the table (a uepoll descriptor, or a listener's in-process twin).

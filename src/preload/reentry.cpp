@@ -29,8 +29,8 @@ struct QueuedWrite {
 // thread itself and its handlers are the only users; a handler runs to completion before the
 // code it interrupted goes on, so plain loads and stores with signal fences suffice.
 struct Reentry {
-  int depth;                    // Inside scopes open on this thread
-  std::atomic<int> queued;      // entries in `q`
+  int depth;                // Inside scopes open on this thread
+  std::atomic<int> queued;  // entries in `q`
   QueuedWrite q[kMaxQueued];
 };
 [[gnu::tls_model("initial-exec")]] constinit thread_local Reentry t_reentry{};

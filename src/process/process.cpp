@@ -161,8 +161,7 @@ Result<void> Process::epoll_ctl_kernel(int epfd, int op, int kfd,
     }
     return Error{EINVAL};
   }
-  return detail::instance_ctl_kernel(*ep, op, kfd,
-                                                       op == EPOLL_CTL_DEL ? nullptr : &ev);
+  return detail::instance_ctl_kernel(*ep, op, kfd, op == EPOLL_CTL_DEL ? nullptr : &ev);
 }
 
 Result<int> Process::epoll_kernel_fd(int epfd) noexcept {
@@ -191,8 +190,7 @@ Result<int> Process::wait_common(int epfd, epoll_event* events, int maxevents, T
   if (!ep->is_epoll()) {
     return Error{EINVAL};
   }
-  return detail::instance_wait(*ep, events, maxevents, timeout,
-                                                 sigmask);
+  return detail::instance_wait(*ep, events, maxevents, timeout, sigmask);
 }
 
 Result<int> Process::epoll_wait(int epfd, epoll_event* events, int maxevents,
@@ -252,7 +250,7 @@ Result<void> Process::pipe2(int fds[2], int flags) noexcept {
     return Error{pair.error()};
   }
   return fds_->install_pair(std::move(pair->first), std::move(pair->second),
-                           (flags & O_CLOEXEC) != 0, fds);
+                            (flags & O_CLOEXEC) != 0, fds);
 }
 
 Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
@@ -281,8 +279,7 @@ Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) 
     return Error{EAFNOSUPPORT};
   }
   if (type != SOCK_STREAM) {
-    return Error{type == SOCK_DGRAM || type == SOCK_SEQPACKET ? EPROTONOSUPPORT
-                                                              : ESOCKTNOSUPPORT};
+    return Error{type == SOCK_DGRAM || type == SOCK_SEQPACKET ? EPROTONOSUPPORT : ESOCKTNOSUPPORT};
   }
   if (protocol != 0 && protocol != PF_UNIX) {
     return Error{EPROTONOSUPPORT};
@@ -295,7 +292,7 @@ Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) 
     return Error{pair.error()};
   }
   return fds_->install_pair(std::move(pair->first), std::move(pair->second),
-                           (flags & SOCK_CLOEXEC) != 0, sv);
+                            (flags & SOCK_CLOEXEC) != 0, sv);
 }
 
 Result<int> Process::socket(int domain, int type, int protocol) noexcept {
@@ -472,11 +469,8 @@ Result<int> Process::fcntl(int fd, int cmd, long arg) noexcept {
     return Error{EBADF};
   }
   switch (cmd) {
-    case F_GETFL:
-      return f->access_mode() | f->status_flags();
-    case F_SETFL:
-      f->set_status_flags(static_cast<int>(arg));
-      return 0;
+    case F_GETFL: return f->access_mode() | f->status_flags();
+    case F_SETFL: f->set_status_flags(static_cast<int>(arg)); return 0;
     case F_GETFD: {
       Result<bool> cloexec = fds_->cloexec(fd);
       if (!cloexec) {
@@ -495,8 +489,7 @@ Result<int> Process::fcntl(int fd, int cmd, long arg) noexcept {
         return Error{EINVAL};
       }
       return fds_->install(std::move(f), cmd == F_DUPFD_CLOEXEC, static_cast<int>(arg));
-    default:
-      return Error{EINVAL};
+    default: return Error{EINVAL};
   }
 }
 
@@ -588,8 +581,7 @@ Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const 
       if (fds[i].fd >= 0) {
         Ref<File> f = fds_->get(fds[i].fd);
         if (f) {
-          const PollMask wanted =
-              static_cast<std::uint16_t>(fds[i].events) | POLLERR | POLLHUP;
+          const PollMask wanted = static_cast<std::uint16_t>(fds[i].events) | POLLERR | POLLHUP;
           PollTable* pt = first_pass && !timeout.is_zero() ? &table : nullptr;
           table.polling = f.get();
           revents = f->poll(pt) & wanted;
@@ -641,7 +633,7 @@ LockMode lock_mode_from_environment() noexcept {
   static const LockMode mode = [] {
     const char* value = std::getenv("UEPOLL_LOCK_MODE");
     return value != nullptr && std::string_view(value) == "legacy" ? LockMode::kLegacy
-                                                                    : LockMode::kFine;
+                                                                   : LockMode::kFine;
   }();
   return mode;
 }

@@ -44,8 +44,8 @@ bool nests(LockLevel level) noexcept {
 }
 
 [[noreturn]] void violation(const char* what, const void* lock, LockLevel level) noexcept {
-  std::fprintf(stderr, "uepoll lockdep: %s: lock %p (level %d); held, oldest first:\n", what,
-               lock, static_cast<int>(level));
+  std::fprintf(stderr, "uepoll lockdep: %s: lock %p (level %d); held, oldest first:\n", what, lock,
+               static_cast<int>(level));
   for (int i = 0; i < t_locks.count; ++i) {
     std::fprintf(stderr, "  %p level %d\n", t_locks.held[i].lock,
                  static_cast<int>(t_locks.held[i].level));

@@ -39,7 +39,7 @@ struct Batch {
 // One thread's retired objects. Plain thread-local data (no destructor): it outlives every
 // thread_local destructor of the thread, and ThreadExit cleans it up after them.
 struct ThreadList {
-  SpinLock lock{LockLevel::kLeaf};      // the owner vs barrier(), which empties every list
+  SpinLock lock{LockLevel::kLeaf};  // the owner vs barrier(), which empties every list
   Batch* batches UEPOLL_GUARDED_BY(lock) = nullptr;  // newest first; only the first is partial
   long pending UEPOLL_GUARDED_BY(lock) = 0;
   Batch* spare = nullptr;  // owner only: the next batch, allocated outside the lock

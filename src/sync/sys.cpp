@@ -9,9 +9,8 @@
 namespace uepoll::sys {
 
 Calls calls = {
-    ::close, ::read,         ::write,        ::eventfd, ::ppoll, ::epoll_create1,
-    ::epoll_ctl, ::epoll_wait, ::epoll_pwait2, ::fcntl,   ::syscall,
-    nullptr,     nullptr,        nullptr,
+    ::close,      ::read,         ::write, ::eventfd, ::ppoll, ::epoll_create1, ::epoll_ctl,
+    ::epoll_wait, ::epoll_pwait2, ::fcntl, ::syscall, nullptr, nullptr,         nullptr,
 };
 
 int read_numbers(const char* path, long* values, int n) noexcept {

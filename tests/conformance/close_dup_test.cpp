@@ -247,10 +247,10 @@ TEST_P(KeyRules, ClosingAnInstanceDoesNotEndABlockedWait) {
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN, 1);
   const int ep_number = ep.get();
-  auto r = run_waiters(api(), {{ep_number, WaitKind::kEpollWait, 1}}, [&] {
+  auto r = run_waiters(api(), {{ep_number, WaitKind::kEpollWait, 1}}, 1, [&] {
     close_number(ep);
     write_u64(efd, 1);
-  }, 1);
+  });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -260,7 +260,7 @@ TEST_P(KeyRules, ClosingAWatchedFileDoesNotWakeAWaiter) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN, 1);
-  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}}, [&] { close_number(efd); }, 0);
+  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}}, 0, [&] { close_number(efd); });
   EXPECT_EQ(harvest_count(r), 0);
   EXPECT_TRUE(r[0].interrupted);
   EXPECT_EQ(wait(ep), Evs{});

@@ -49,10 +49,18 @@ testing::AssertionResult failed_with(const char* /*expected_text*/, const char* 
 
 std::string event_names(uint32_t events) {
   static constexpr std::array<std::pair<uint32_t, const char*>, 13> kNames = {{
-      {EPOLLIN, "IN"},         {EPOLLPRI, "PRI"},       {EPOLLOUT, "OUT"},
-      {EPOLLERR, "ERR"},       {EPOLLHUP, "HUP"},       {EPOLLRDNORM, "RDNORM"},
-      {EPOLLRDBAND, "RDBAND"}, {EPOLLWRNORM, "WRNORM"}, {EPOLLWRBAND, "WRBAND"},
-      {EPOLLMSG, "MSG"},       {EPOLLRDHUP, "RDHUP"},   {EPOLLONESHOT, "ONESHOT"},
+      {EPOLLIN, "IN"},
+      {EPOLLPRI, "PRI"},
+      {EPOLLOUT, "OUT"},
+      {EPOLLERR, "ERR"},
+      {EPOLLHUP, "HUP"},
+      {EPOLLRDNORM, "RDNORM"},
+      {EPOLLRDBAND, "RDBAND"},
+      {EPOLLWRNORM, "WRNORM"},
+      {EPOLLWRBAND, "WRBAND"},
+      {EPOLLMSG, "MSG"},
+      {EPOLLRDHUP, "RDHUP"},
+      {EPOLLONESHOT, "ONESHOT"},
       {EPOLLET, "ET"},
   }};
   std::string out;
@@ -272,8 +280,7 @@ struct WaiterSlot {
 int do_wait(const Api& api, const WaiterSpec& spec) {
   std::vector<epoll_event> buf(static_cast<size_t>(spec.maxevents > 0 ? spec.maxevents : 1));
   switch (spec.kind) {
-    case WaitKind::kEpollWait:
-      return api.epoll_wait(spec.epfd, buf.data(), spec.maxevents, -1);
+    case WaitKind::kEpollWait: return api.epoll_wait(spec.epfd, buf.data(), spec.maxevents, -1);
     case WaitKind::kPwait:
       return api.epoll_pwait(spec.epfd, buf.data(), spec.maxevents, -1, nullptr);
     case WaitKind::kPwait2:
@@ -291,8 +298,8 @@ int do_wait(const Api& api, const WaiterSpec& spec) {
 }  // namespace
 
 std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
-                                      const std::function<void()>& emit, size_t must_return,
-                                      bool in_order) {
+                                      size_t must_return, bool in_order,
+                                      const std::function<void()>& emit) {
   Sigusr1Handler handler;
   std::mutex mu;
   std::condition_variable cv;

@@ -38,17 +38,17 @@ std::string errno_name(int err);
 
 // For EXPECT_ERRNO: success when `rc == -1 && errno == expected`. It reads errno, so it must be
 // called right after the call under test (EXPECT_PRED_FORMAT2 evaluates its arguments first).
-testing::AssertionResult failed_with(const char* expected_text, const char* call_text,
-                                     int expected, long rc);
+testing::AssertionResult failed_with(const char* expected_text, const char* call_text, int expected,
+                                     long rc);
 
 // EXPECT_ERRNO(EBADF, api().close(-1)): the call fails with -1 and that errno. errno is cleared
 // before the call, so a -1 that leaves errno alone shows up as such. Accepts `<< message`.
-#define EXPECT_ERRNO(err, call)        \
-  switch (0)                           \
-  case 0:                              \
-  default:                             \
-    if ((errno = 0) != 0) {            \
-    } else                             \
+#define EXPECT_ERRNO(err, call) \
+  switch (0)                    \
+  case 0:                       \
+  default:                      \
+    if ((errno = 0) != 0) {     \
+    } else                      \
       EXPECT_PRED_FORMAT2(::uepoll_conformance::failed_with, err, call)
 
 // One descriptor of one backend, closed on destruction. It converts to int, so it can be passed
@@ -128,11 +128,11 @@ class Conformance : public testing::TestWithParam<const Api*> {
 // For INSTANTIATE_TEST_SUITE_P: names the instances "kernel" and "uepoll".
 std::string backend_name(const testing::TestParamInfo<const Api*>& info);
 
-#define UEPOLL_CONFORMANCE_SUITE(suite)                                                  \
-  INSTANTIATE_TEST_SUITE_P(Backends, suite,                                              \
-                           testing::ValuesIn(uepoll_test::both_apis_begin(),             \
-                                             uepoll_test::both_apis_end()),              \
-                           ::uepoll_conformance::backend_name)
+#define UEPOLL_CONFORMANCE_SUITE(suite)                                                \
+  INSTANTIATE_TEST_SUITE_P(                                                            \
+      Backends, suite,                                                                 \
+      testing::ValuesIn(uepoll_test::both_apis_begin(), uepoll_test::both_apis_end()), \
+      ::uepoll_conformance::backend_name)
 
 // Installs an empty SIGUSR1 handler (with SA_RESTART unless told otherwise) for the lifetime of
 // the object, restoring the previous disposition afterwards, and counts its runs. Linux never
@@ -196,8 +196,13 @@ struct WaiterResult {
 // With `in_order`, waiter i starts only once waiter i-1 sleeps, so that they go to sleep in the
 // order of `specs` (the wake order tests).
 std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
-                                      const std::function<void()>& emit, size_t must_return,
-                                      bool in_order = false);
+                                      size_t must_return, bool in_order,
+                                      const std::function<void()>& emit);
+inline std::vector<WaiterResult> run_waiters(const Api& api, const std::vector<WaiterSpec>& specs,
+                                             size_t must_return,
+                                             const std::function<void()>& emit) {
+  return run_waiters(api, specs, must_return, /*in_order=*/false, emit);
+}
 
 // Bit i set when waiter i harvested at least one event.
 unsigned harvest_mask(const std::vector<WaiterResult>& results);

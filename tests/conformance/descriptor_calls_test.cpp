@@ -124,7 +124,7 @@ TEST_P(DescriptorTable, LowestFreeNumberIsReused) {
 TEST_P(DescriptorTable, Dup2Rules) {
   Fd a = make_eventfd(5);
   Fd b = make_eventfd(0);
-  EXPECT_EQ(api().dup2(a, a), a.get());                       // same number: a no-op
+  EXPECT_EQ(api().dup2(a, a), a.get());                         // same number: a no-op
   EXPECT_ERRNO(EBADF, api().dup2(kNeverOpenFd, kNeverOpenFd));  // ...but a must be open
   EXPECT_ERRNO(EBADF, api().dup2(kNeverOpenFd, b));
   EXPECT_ERRNO(EBADF, api().dup2(a, -1));

@@ -118,8 +118,7 @@ TEST_P(EpollCtlErrors, DelNeverReadsTheEvent) {
 TEST_P(EpollCtlErrors, EfaultForAnEventOutsideUserMemory) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
-  EXPECT_ERRNO(EFAULT,
-               api().epoll_ctl(ep, EPOLL_CTL_ADD, efd, kernel_half_pointer<epoll_event>()));
+  EXPECT_ERRNO(EFAULT, api().epoll_ctl(ep, EPOLL_CTL_ADD, efd, kernel_half_pointer<epoll_event>()));
   EXPECT_ERRNO(EFAULT, api().epoll_ctl(ep, EPOLL_CTL_ADD, efd, nullptr));
   // Nothing was registered.
   EXPECT_ERRNO(ENOENT, api().epoll_ctl(ep, EPOLL_CTL_DEL, efd, nullptr));
@@ -445,8 +444,8 @@ TEST_P(EpollWaitErrors, Pwait2ChecksMaskThenDescriptor) {
   EXPECT_ERRNO(EBADF, api().epoll_pwait2(kNeverOpenFd, buf, 0, &zero, nullptr));
   EXPECT_ERRNO(EINVAL, api().epoll_pwait2(ep, buf, 0, &zero, nullptr));
   EXPECT_ERRNO(EINVAL, api().epoll_pwait2(ep, buf, kTooManyEvents, &zero, nullptr));
-  EXPECT_ERRNO(EFAULT, api().epoll_pwait2(efd, kernel_half_pointer<epoll_event>(), 1, &zero,
-                                          nullptr));
+  EXPECT_ERRNO(EFAULT,
+               api().epoll_pwait2(efd, kernel_half_pointer<epoll_event>(), 1, &zero, nullptr));
   EXPECT_ERRNO(EINVAL, api().epoll_pwait2(efd, buf, 1, &zero, nullptr));
   EXPECT_EQ(api().epoll_pwait2(ep, buf, 4, &zero, nullptr), 0);
 }

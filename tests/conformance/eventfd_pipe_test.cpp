@@ -115,9 +115,9 @@ TEST_P(EventfdObject, BlockingWriteWakesOnRead) {
   Fd efd = make_eventfd();
   write_u64(efd, kEventfdMax - 1);
   const uint64_t two = 2;
-  const long n = returns_after(
-      [&] { return static_cast<long>(api().write(efd, &two, sizeof two)); },
-      [&] { EXPECT_EQ(read_u64(efd), kEventfdMax - 1); });
+  const long n =
+      returns_after([&] { return static_cast<long>(api().write(efd, &two, sizeof two)); },
+                    [&] { EXPECT_EQ(read_u64(efd), kEventfdMax - 1); });
   EXPECT_EQ(n, 8);
   EXPECT_EQ(read_u64(efd), 2U);
 }
@@ -217,7 +217,8 @@ TEST_P(PipeObject, ReaderGoneFromAFullPipeGivesErrOnly) {
 TEST_P(PipeObject, EpipeWithoutSignalWhenSigpipeIsIgnored) {
   auto [r, w] = make_pipe();
   r.reset();
-  struct sigaction ignore {}, old {};
+  struct sigaction ignore {
+  }, old{};
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   ASSERT_EQ(sigaction(SIGPIPE, &ignore, &old), 0);
@@ -274,8 +275,8 @@ TEST_P(PipeObject, BlockingReadEndsAtEofWhenWriterCloses) {
   Fd r, w;  // not a structured binding: lambdas below capture them
   std::tie(r, w) = make_pipe();
   char got = 0;
-  const long n = returns_after([&] { return static_cast<long>(api().read(r, &got, 1)); },
-                               [&] { w.reset(); });
+  const long n =
+      returns_after([&] { return static_cast<long>(api().read(r, &got, 1)); }, [&] { w.reset(); });
   EXPECT_EQ(n, 0);
 }
 

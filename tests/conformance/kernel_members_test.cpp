@@ -246,9 +246,9 @@ TEST_P(KernelMembers, BlockedPollOnAnInstanceWakesForAKernelEvent) {
   add_kernel(x, k, EPOLLIN, 1);
   add(y, x, EPOLLIN, 2);
   pollfd p[2] = {{y, POLLIN, 0}, {x, POLLIN, 0}};
-  EXPECT_EQ(returns_after([&] { return static_cast<long>(api().poll(p, 2, -1)); },
-                          [&] { kwrite(k); }),
-            2);
+  EXPECT_EQ(
+      returns_after([&] { return static_cast<long>(api().poll(p, 2, -1)); }, [&] { kwrite(k); }),
+      2);
   EXPECT_EQ(p[0].revents, POLLIN);
   EXPECT_EQ(p[1].revents, POLLIN);
 }
@@ -264,7 +264,7 @@ TEST_P(KernelMembers, TimeoutAndEintr) {
   sigset_t none;
   sigemptyset(&none);
   EXPECT_EQ(api().epoll_pwait2(x, ev, 4, &ms, &none), 0);
-  auto r = run_waiters(api(), {{x, WaitKind::kEpollWait, 4}, {x, WaitKind::kPwait, 4}}, [] {}, 0);
+  auto r = run_waiters(api(), {{x, WaitKind::kEpollWait, 4}, {x, WaitKind::kPwait, 4}}, 0, [] {});
   for (const auto& w : r) {
     EXPECT_EQ(w.rc, -1);
     EXPECT_EQ(w.err, EINTR) << errno_name(w.err);
@@ -278,8 +278,8 @@ TEST_P(KernelMembers, ExclusiveWakesOneOfTwoInstances) {
   KFd k = kernel_eventfd();
   add_kernel(x1, k, EPOLLIN | EPOLLEXCLUSIVE, 1);
   add_kernel(x2, k, EPOLLIN | EPOLLEXCLUSIVE, 2);
-  auto r = run_waiters(api(), {{x1, WaitKind::kEpollWait, 1}, {x2, WaitKind::kEpollWait, 1}},
-                       [&] { kwrite(k); }, 1);
+  auto r = run_waiters(api(), {{x1, WaitKind::kEpollWait, 1}, {x2, WaitKind::kEpollWait, 1}}, 1,
+                       [&] { kwrite(k); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -393,8 +393,8 @@ TEST_P(KernelMembers, EdgeTriggeredKernelLoopSeesEveryNewEvent) {
   KFd e = kernel_epoll();
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
-  must(::epoll_ctl(e, EPOLL_CTL_ADD,
-                   static_cast<int>(must(api().epoll_kernel_fd(x), "kernel_fd")), &ev),
+  must(::epoll_ctl(e, EPOLL_CTL_ADD, static_cast<int>(must(api().epoll_kernel_fd(x), "kernel_fd")),
+                   &ev),
        "E -> X");
   epoll_event out[4];
   EXPECT_EQ(::epoll_wait(e, out, 4, 0), 0);

@@ -247,8 +247,8 @@ TEST_P(UnixSocketpair, BlockingReadEndsWhenPeerCloses) {
   Fd a, b;  // not a structured binding: lambdas below capture them
   std::tie(a, b) = make_socketpair();
   char got = 0;
-  const long n = returns_after([&] { return static_cast<long>(api().read(b, &got, 1)); },
-                               [&] { a.reset(); });
+  const long n =
+      returns_after([&] { return static_cast<long>(api().read(b, &got, 1)); }, [&] { a.reset(); });
   EXPECT_EQ(n, 0);
 }
 
@@ -335,8 +335,8 @@ TEST_P(InetStream, BindListenConnectAccept) {
 
   sockaddr_in peer{};
   socklen_t len = sizeof peer;
-  Fd s = adopt(api().accept4(l, reinterpret_cast<sockaddr*>(&peer), &len,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC));
+  Fd s = adopt(
+      api().accept4(l, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
   ASSERT_GE(s.get(), 0);
   EXPECT_EQ(len, sizeof peer);
   EXPECT_EQ(peer.sin_port, client_addr.sin_port);
@@ -604,8 +604,8 @@ TEST_P(InetStream, ExclusiveListenerWakesOneOfTwoInstances) {
   add(ep0, l, EPOLLIN | EPOLLEXCLUSIVE, 0);
   add(ep1, l, EPOLLIN | EPOLLEXCLUSIVE, 1);
   Fd c = tcp_socket();
-  auto r = run_waiters(api(), {{ep0, WaitKind::kEpollWait, 1}, {ep1, WaitKind::kEpollWait, 1}},
-                       [&] { ASSERT_EQ(connect_to(c, addr), 0); }, 1);
+  auto r = run_waiters(api(), {{ep0, WaitKind::kEpollWait, 1}, {ep1, WaitKind::kEpollWait, 1}}, 1,
+                       [&] { ASSERT_EQ(connect_to(c, addr), 0); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 

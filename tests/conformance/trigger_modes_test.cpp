@@ -211,8 +211,8 @@ TEST_P(OneShot, LevelTriggeredOneShotWakesOneWaiter) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN | EPOLLONESHOT, 1);
-  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}, {ep, WaitKind::kEpollWait, 1}},
-                       [&] { write_u64(efd, 1); }, 1);
+  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}, {ep, WaitKind::kEpollWait, 1}}, 1,
+                       [&] { write_u64(efd, 1); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -231,7 +231,7 @@ TEST_P(Exclusive, OneWriteWakesOneOfFourInstances) {
     add(eps.back(), efd, EPOLLIN | EPOLLEXCLUSIVE, static_cast<uint64_t>(i));
     waiters.push_back({eps.back(), WaitKind::kEpollWait, 1});
   }
-  auto r = run_waiters(api(), waiters, [&] { write_u64(efd, 1); }, 1);
+  auto r = run_waiters(api(), waiters, 1, [&] { write_u64(efd, 1); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -245,7 +245,7 @@ TEST_P(Exclusive, WithoutTheFlagEveryInstanceWakes) {
     add(eps.back(), efd, EPOLLIN, static_cast<uint64_t>(i));
     waiters.push_back({eps.back(), WaitKind::kEpollWait, 1});
   }
-  auto r = run_waiters(api(), waiters, [&] { write_u64(efd, 1); }, 4);
+  auto r = run_waiters(api(), waiters, 4, [&] { write_u64(efd, 1); });
   EXPECT_EQ(harvest_count(r), 4);
 }
 
@@ -257,7 +257,7 @@ TEST_P(Exclusive, InstanceWithoutWaitersDoesNotConsumeTheWakeup) {
   Fd ep1 = make_epoll();
   add(ep0, efd, EPOLLIN | EPOLLEXCLUSIVE, 0);
   add(ep1, efd, EPOLLIN | EPOLLEXCLUSIVE, 1);
-  auto r = run_waiters(api(), {{ep1, WaitKind::kEpollWait, 1}}, [&] { write_u64(efd, 1); }, 1);
+  auto r = run_waiters(api(), {{ep1, WaitKind::kEpollWait, 1}}, 1, [&] { write_u64(efd, 1); });
   EXPECT_EQ(harvest_count(r), 1);
   // ep0's item was queued all the same.
   EXPECT_EQ(wait(ep0), (Evs{{EPOLLIN, 0}}));

@@ -23,8 +23,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 long elapsed_ms(Clock::time_point since) {
-  return static_cast<long>(
-      std::chrono::duration_cast<milliseconds>(Clock::now() - since).count());
+  return static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - since).count());
 }
 
 class WaitTimeouts : public Conformance {};
@@ -84,7 +83,7 @@ TEST_P(WaitTimeouts, Pwait2WithNullTimeoutSleepsUntilAnEvent) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN, 1);
-  auto r = run_waiters(api(), {{ep, WaitKind::kPwait2, 1}}, [&] { write_u64(efd, 1); }, 1);
+  auto r = run_waiters(api(), {{ep, WaitKind::kPwait2, 1}}, 1, [&] { write_u64(efd, 1); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -95,9 +94,9 @@ TEST_P(WaitTimeouts, EventEndsATimedWaitEarly) {
   add(ep, efd, EPOLLIN, 1);
   epoll_event ev[2];
   const auto start = Clock::now();
-  const long n = returns_after(
-      [&] { return static_cast<long>(api().epoll_wait(ep, ev, 2, 10000)); },
-      [&] { write_u64(efd, 1); });
+  const long n =
+      returns_after([&] { return static_cast<long>(api().epoll_wait(ep, ev, 2, 10000)); },
+                    [&] { write_u64(efd, 1); });
   EXPECT_EQ(n, 1);
   EXPECT_LT(elapsed_ms(start), 9000);
 }
@@ -122,10 +121,10 @@ TEST_P(WaitSignals, BlockedWaitsFailWithEintrDespiteSaRestart) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN, 1);
-  for (WaitKind kind : {WaitKind::kEpollWait, WaitKind::kPwait, WaitKind::kPwait2,
-                        WaitKind::kPollThenWait}) {
+  for (WaitKind kind :
+       {WaitKind::kEpollWait, WaitKind::kPwait, WaitKind::kPwait2, WaitKind::kPollThenWait}) {
     SCOPED_TRACE("wait kind " + std::to_string(static_cast<int>(kind)));
-    auto r = run_waiters(api(), {{ep, kind, 1}}, [] {}, 0);
+    auto r = run_waiters(api(), {{ep, kind, 1}}, 0, [] {});
     ASSERT_EQ(r.size(), 1U);
     EXPECT_TRUE(r[0].interrupted);
     EXPECT_EQ(r[0].rc, -1);
@@ -139,7 +138,7 @@ TEST_P(WaitSignals, InterruptedWaitLosesNothing) {
   Fd ep = make_epoll();
   Fd efd = make_eventfd();
   add(ep, efd, EPOLLIN | EPOLLET, 1);
-  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}}, [] {}, 0);
+  auto r = run_waiters(api(), {{ep, WaitKind::kEpollWait, 1}}, 0, [] {});
   ASSERT_EQ(r[0].err, EINTR);
   write_u64(efd, 1);
   EXPECT_EQ(wait(ep), (Evs{{EPOLLIN, 1}}));

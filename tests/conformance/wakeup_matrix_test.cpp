@@ -75,9 +75,9 @@ class WakeupMatrix : public Conformance {
     return out;
   }
 
-  std::vector<WaiterResult> two_waiters(WaiterSpec t0, WaiterSpec t1,
-                                        const std::function<void()>& emit, size_t must_return) {
-    return run_waiters(api(), {t0, t1}, emit, must_return);
+  std::vector<WaiterResult> two_waiters(WaiterSpec t0, WaiterSpec t1, size_t must_return,
+                                        const std::function<void()>& emit) {
+    return run_waiters(api(), {t0, t1}, must_return, emit);
   }
   WaiterSpec ew(int ep, int maxevents = 1) { return {ep, WaitKind::kEpollWait, maxevents}; }
   WaiterSpec p(int ep, int maxevents = 1) { return {ep, WaitKind::kPollThenWait, maxevents}; }
@@ -158,14 +158,14 @@ TEST_P(WakeupMatrix, PollOnEtInstanceTwoSources) {
 // The LT item stays ready after the first harvest, so the second waiter is woken as well.
 TEST_P(WakeupMatrix, LtOneEventWakesBothWaiters) {
   one_source(LT);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: ew(e0) | e0 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, EtOneEventWakesOneWaiter) {
   one_source(ET);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), ew(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -174,15 +174,14 @@ TEST_P(WakeupMatrix, EtOneEventWakesOneWaiter) {
 // one that went to sleep last gets the single event.
 TEST_P(WakeupMatrix, EtOneEventWakesTheMostRecentSleeper) {
   one_source(ET);
-  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 1,
-                       /*in_order=*/true);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, 1, /*in_order=*/true, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), 0b100u);
 }
 
 // t0: ew2(e0)  t1: ew2(e0) | e0 -LT-> s0, s2 | write both
 TEST_P(WakeupMatrix, LtTwoSourcesWakeBothWaiters) {
   two_sources(LT);
-  auto r = two_waiters(ew(e0, 2), ew(e0, 2), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0, 2), ew(e0, 2), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -190,14 +189,14 @@ TEST_P(WakeupMatrix, LtTwoSourcesWakeBothWaiters) {
 // Each ET event goes to a different waiter.
 TEST_P(WakeupMatrix, EtTwoSourcesOneEventPerWaiter) {
   two_sources(ET);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, LtWaiterAndPollerBothHarvest) {
   one_source(LT);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -205,14 +204,14 @@ TEST_P(WakeupMatrix, LtWaiterAndPollerBothHarvest) {
 // Both may wake, but only one harvests the single ET event.
 TEST_P(WakeupMatrix, EtWaiterAndPollerHarvestOnce) {
   one_source(ET);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), p(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
 // t0: ew2(e0)  t1: p(e0) then ew2 | e0 -LT-> s0, s2 | write both
 TEST_P(WakeupMatrix, LtTwoSourcesWaiterAndPoller) {
   two_sources(LT);
-  auto r = two_waiters(ew(e0, 2), p(e0, 2), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0, 2), p(e0, 2), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -223,7 +222,7 @@ TEST_P(WakeupMatrix, EtTwoSourcesWaiterAndPollerOneEach) {
   Fd s0_dup = adopt(static_cast<int>(must(api().dup(s0), "dup")));
   add(e0, s0, EPOLLIN | ET, 0);
   add(e0, s0_dup, EPOLLIN | ET, 2);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -295,56 +294,56 @@ TEST_P(WakeupMatrix, NestedEtEtPollConsumedByWait) {
 // t0: ew(e0)  t1: ew(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, NestedLtLtWakesBothOuterWaiters) {
   nested(LT, LT);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: ew(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, NestedOuterLtInnerEtWakesBothOuterWaiters) {
   nested(LT, ET);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: ew(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, NestedOuterEtInnerLtWakesOneOuterWaiter) {
   nested(ET, LT);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), ew(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
 // t0: ew(e0)  t1: ew(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, NestedEtEtWakesOneOuterWaiter) {
   nested(ET, ET);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), ew(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, NestedLtLtOuterWaiterAndPollerBothHarvest) {
   nested(LT, LT);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, NestedOuterLtInnerEtOuterWaiterAndPollerBothHarvest) {
   nested(LT, ET);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, NestedOuterEtInnerLtOuterWaiterAndPollerHarvestOnce) {
   nested(ET, LT);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), p(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, NestedEtEtOuterWaiterAndPollerHarvestOnce) {
   nested(ET, ET);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e0), p(e0), 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -359,112 +358,112 @@ constexpr unsigned kT1 = 2U;  // t1 (on e0) harvested
 // t0: ew(e1)  t1: ew(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterWaiterLtLt) {
   nested(LT, LT);
-  auto r = two_waiters(ew(e1), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e1), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: ew(e1)  t1: ew(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterWaiterOuterLtInnerEt) {
   nested(LT, ET);
-  auto r = two_waiters(ew(e1), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e1), ew(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the waiter on e1 must harvest";
 }
 
 // t0: ew(e1)  t1: ew(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterWaiterOuterEtInnerLt) {
   nested(ET, LT);
-  auto r = two_waiters(ew(e1), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e1), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: ew(e1)  t1: ew(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterWaiterEtEt) {
   nested(ET, ET);
-  auto r = two_waiters(ew(e1), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e1), ew(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the waiter on e1 must harvest";
 }
 
 // t0: p(e1)  t1: ew(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterWaiterLtLt) {
   nested(LT, LT);
-  auto r = two_waiters(p(e1), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(p(e1), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: p(e1)  t1: ew(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterWaiterOuterLtInnerEt) {
   nested(LT, ET);
-  auto r = two_waiters(p(e1), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(p(e1), ew(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the poller on e1 must harvest";
 }
 
 // t0: p(e1)  t1: ew(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterWaiterOuterEtInnerLt) {
   nested(ET, LT);
-  auto r = two_waiters(p(e1), ew(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(p(e1), ew(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: p(e1)  t1: ew(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterWaiterEtEt) {
   nested(ET, ET);
-  auto r = two_waiters(p(e1), ew(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(p(e1), ew(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the poller on e1 must harvest";
 }
 
 // t0: ew(e1)  t1: p(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterPollerLtLt) {
   nested(LT, LT);
-  auto r = two_waiters(ew(e1), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e1), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: ew(e1)  t1: p(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterPollerOuterLtInnerEt) {
   nested(LT, ET);
-  auto r = two_waiters(ew(e1), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e1), p(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the waiter on e1 must harvest";
 }
 
 // t0: ew(e1)  t1: p(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterPollerOuterEtInnerLt) {
   nested(ET, LT);
-  auto r = two_waiters(ew(e1), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e1), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: ew(e1)  t1: p(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerWaiterAndOuterPollerEtEt) {
   nested(ET, ET);
-  auto r = two_waiters(ew(e1), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(ew(e1), p(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the waiter on e1 must harvest";
 }
 
 // t0: p(e1)  t1: p(e0) | e0 -LT-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterPollerLtLt) {
   nested(LT, LT);
-  auto r = two_waiters(p(e1), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(p(e1), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: p(e1)  t1: p(e0) | e0 -LT-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterPollerOuterLtInnerEt) {
   nested(LT, ET);
-  auto r = two_waiters(p(e1), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(p(e1), p(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the poller on e1 must harvest";
 }
 
 // t0: p(e1)  t1: p(e0) | e0 -ET-> e1 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterPollerOuterEtInnerLt) {
   nested(ET, LT);
-  auto r = two_waiters(p(e1), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(p(e1), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_mask(r), kT0 | kT1);
 }
 
 // t0: p(e1)  t1: p(e0) | e0 -ET-> e1 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, InnerPollerAndOuterPollerEtEt) {
   nested(ET, ET);
-  auto r = two_waiters(p(e1), p(e0), [&] { write_s0(); }, 1);
+  auto r = two_waiters(p(e1), p(e0), 1, [&] { write_s0(); });
   EXPECT_TRUE(harvest_mask(r) & kT0) << "the poller on e1 must harvest";
 }
 
@@ -503,21 +502,21 @@ TEST_P(WakeupMatrix, TwoInnerEtPollConsumedByWait) {
 // t0: ew(e0)  t1: ew(e0) | e0 -LT-> e1 -LT-> s0, e0 -LT-> e2 -LT-> s2 | write both
 TEST_P(WakeupMatrix, TwoInnerLtWakeBothWaiters) {
   two_nested(LT);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: ew(e0) | e0 -ET-> e1 -LT-> s0, e0 -ET-> e2 -LT-> s2 | write both
 TEST_P(WakeupMatrix, TwoInnerEtOneEventPerWaiter) {
   two_nested(ET);
-  auto r = two_waiters(ew(e0), ew(e0), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0), ew(e0), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: ew(e0)  t1: p(e0) | e0 -LT-> e1 -LT-> s0, e0 -LT-> e2 -LT-> s2 | write both
 TEST_P(WakeupMatrix, TwoInnerLtWaiterAndPoller) {
   two_nested(LT);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_both(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -532,14 +531,14 @@ TEST_P(WakeupMatrix, TwoInnerEtWaiterAndPollerOneEach) {
   add(e2, s0, EPOLLIN, 2);
   add(e0, e1, EPOLLIN | ET, 1);
   add(e0, e2, EPOLLIN | ET, 3);
-  auto r = two_waiters(ew(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(ew(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: p(e0)  t1: p(e0) | e0 -LT-> e1 -LT-> s0, e0 -LT-> e2 -LT-> s2 | write both
 TEST_P(WakeupMatrix, TwoInnerLtTwoPollers) {
   two_nested(LT);
-  auto r = two_waiters(p(e0), p(e0), [&] { write_both(); }, 2);
+  auto r = two_waiters(p(e0), p(e0), 2, [&] { write_both(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -549,7 +548,7 @@ TEST_P(WakeupMatrix, TwoInnerEtTwoPollersOneEach) {
   add(e2, s0, EPOLLIN, 2);
   add(e0, e1, EPOLLIN | ET, 1);
   add(e0, e2, EPOLLIN | ET, 3);
-  auto r = two_waiters(p(e0), p(e0), [&] { write_s0(); }, 2);
+  auto r = two_waiters(p(e0), p(e0), 2, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
@@ -557,14 +556,14 @@ TEST_P(WakeupMatrix, TwoInnerEtTwoPollersOneEach) {
 // Each harvest leaves the LT item queued and passes the wake-up on: all three wake.
 TEST_P(WakeupMatrix, LtOneEventWakesAllThreeWaiters) {
   one_source(LT);
-  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 3);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, 3, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 3);
 }
 
 // t0, t1, t2: ew(e0) | e0 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, EtOneEventWakesOneOfThreeWaiters) {
   one_source(ET);
-  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, [&] { write_s0(); }, 1);
+  auto r = run_waiters(api(), {ew(e0), ew(e0), ew(e0)}, 1, [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -573,16 +572,16 @@ TEST_P(WakeupMatrix, EtOneEventWakesOneOfThreeWaiters) {
 // t0: epoll_pwait2(e0, NULL timeout)  t1: same | e0 -LT-> s0 | write s0
 TEST_P(WakeupMatrix, LtOneEventWakesBothPwait2Waiters) {
   one_source(LT);
-  auto r = run_waiters(api(), {{e0, WaitKind::kPwait2, 1}, {e0, WaitKind::kPwait2, 1}},
-                       [&] { write_s0(); }, 2);
+  auto r = run_waiters(api(), {{e0, WaitKind::kPwait2, 1}, {e0, WaitKind::kPwait2, 1}}, 2,
+                       [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 2);
 }
 
 // t0: epoll_pwait(e0, -1, NULL mask)  t1: same | e0 -ET-> s0 | write s0
 TEST_P(WakeupMatrix, EtOneEventWakesOnePwaitWaiter) {
   one_source(ET);
-  auto r = run_waiters(api(), {{e0, WaitKind::kPwait, 1}, {e0, WaitKind::kPwait, 1}},
-                       [&] { write_s0(); }, 1);
+  auto r = run_waiters(api(), {{e0, WaitKind::kPwait, 1}, {e0, WaitKind::kPwait, 1}}, 1,
+                       [&] { write_s0(); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -590,7 +589,7 @@ TEST_P(WakeupMatrix, EtOneEventWakesOnePwaitWaiter) {
 // A registration of an already ready source wakes a blocked waiter.
 TEST_P(WakeupMatrix, AddOfReadySourceWakesWaiter) {
   write_s0();
-  auto r = run_waiters(api(), {ew(e0)}, [&] { one_source(LT); }, 1);
+  auto r = run_waiters(api(), {ew(e0)}, 1, [&] { one_source(LT); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 
@@ -600,7 +599,7 @@ TEST_P(WakeupMatrix, ModOfReadyEtItemWakesWaiter) {
   one_source(ET);
   write_s0();
   ASSERT_EQ(wait_count(e0, 1), 1);
-  auto r = run_waiters(api(), {ew(e0)}, [&] { mod(e0, s0, EPOLLIN | ET, 0); }, 1);
+  auto r = run_waiters(api(), {ew(e0)}, 1, [&] { mod(e0, s0, EPOLLIN | ET, 0); });
   EXPECT_EQ(harvest_count(r), 1);
 }
 

@@ -185,12 +185,8 @@ Outcome Executor::exec(const Op& op) {
 
   errno = 0;
   switch (op.kind) {
-    case OpKind::kEpollCreate1:
-      fd_result(api.epoll_create1(op.iarg), op.new_slot);
-      break;
-    case OpKind::kEpollCreate:
-      fd_result(api.epoll_create(op.iarg), op.new_slot);
-      break;
+    case OpKind::kEpollCreate1: fd_result(api.epoll_create1(op.iarg), op.new_slot); break;
+    case OpKind::kEpollCreate: fd_result(api.epoll_create(op.iarg), op.new_slot); break;
     case OpKind::kEventfd:
       fd_result(api.eventfd(static_cast<unsigned>(op.value), op.iarg), op.new_slot);
       break;
@@ -267,8 +263,9 @@ Outcome Executor::exec(const Op& op) {
       auto count = static_cast<std::size_t>(op.count);
       std::memset(g_read_buf, 0, std::min(count, kIoBufferSize));
       errno = 0;
-      ssize_t n = op.kind == OpKind::kRead ? api.read(fd, g_read_buf, count)
-                                           : api.recv(fd, g_read_buf, count, static_cast<int>(op.larg));
+      ssize_t n = op.kind == OpKind::kRead
+                      ? api.read(fd, g_read_buf, count)
+                      : api.recv(fd, g_read_buf, count, static_cast<int>(op.larg));
       fail(n);
       if (n > 0) {
         auto got = std::min(static_cast<std::size_t>(n), kIoBufferSize);
@@ -286,8 +283,9 @@ Outcome Executor::exec(const Op& op) {
       auto count = std::min(static_cast<std::size_t>(op.count), kIoBufferSize);
       fill_write_buffer(op, count);
       errno = 0;
-      ssize_t n = op.kind == OpKind::kWrite ? api.write(fd, g_write_buf, count)
-                                            : api.send(fd, g_write_buf, count, static_cast<int>(op.larg));
+      ssize_t n = op.kind == OpKind::kWrite
+                      ? api.write(fd, g_write_buf, count)
+                      : api.send(fd, g_write_buf, count, static_cast<int>(op.larg));
       fail(n);
       break;
     }

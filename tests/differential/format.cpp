@@ -55,60 +55,45 @@ std::string flags_str(int flags, const Bit* bits, std::size_t n) {
 const Bit kOpenFlags[] = {{O_NONBLOCK, "O_NONBLOCK"}, {O_CLOEXEC, "O_CLOEXEC"},
                           {O_WRONLY, "O_WRONLY"},     {O_RDWR, "O_RDWR"},
                           {O_APPEND, "O_APPEND"},     {O_DIRECT, "O_DIRECT"}};
-const Bit kEfdFlags[] = {{EFD_NONBLOCK, "EFD_NONBLOCK"},
-                         {EFD_CLOEXEC, "EFD_CLOEXEC"},
-                         {EFD_SEMAPHORE, "EFD_SEMAPHORE"}};
+const Bit kEfdFlags[] = {
+    {EFD_NONBLOCK, "EFD_NONBLOCK"}, {EFD_CLOEXEC, "EFD_CLOEXEC"}, {EFD_SEMAPHORE, "EFD_SEMAPHORE"}};
 const Bit kSockType[] = {{SOCK_NONBLOCK, "SOCK_NONBLOCK"}, {SOCK_CLOEXEC, "SOCK_CLOEXEC"}};
-const Bit kMsgFlags[] = {{MSG_DONTWAIT, "MSG_DONTWAIT"},
-                         {MSG_NOSIGNAL, "MSG_NOSIGNAL"},
-                         {MSG_PEEK, "MSG_PEEK"}};
+const Bit kMsgFlags[] = {
+    {MSG_DONTWAIT, "MSG_DONTWAIT"}, {MSG_NOSIGNAL, "MSG_NOSIGNAL"}, {MSG_PEEK, "MSG_PEEK"}};
 
 std::string ctl_op_str(int op) {
   switch (op) {
-    case EPOLL_CTL_ADD:
-      return "EPOLL_CTL_ADD";
-    case EPOLL_CTL_MOD:
-      return "EPOLL_CTL_MOD";
-    case EPOLL_CTL_DEL:
-      return "EPOLL_CTL_DEL";
-    default:
-      return std::to_string(op);
+    case EPOLL_CTL_ADD: return "EPOLL_CTL_ADD";
+    case EPOLL_CTL_MOD: return "EPOLL_CTL_MOD";
+    case EPOLL_CTL_DEL: return "EPOLL_CTL_DEL";
+    default: return std::to_string(op);
   }
 }
 
 std::string fcntl_cmd_str(int cmd) {
   switch (cmd) {
-    case F_GETFL:
-      return "F_GETFL";
-    case F_SETFL:
-      return "F_SETFL";
-    case F_GETFD:
-      return "F_GETFD";
-    case F_SETFD:
-      return "F_SETFD";
-    case F_DUPFD:
-      return "F_DUPFD";
-    case F_DUPFD_CLOEXEC:
-      return "F_DUPFD_CLOEXEC";
-    default:
-      return std::to_string(cmd);
+    case F_GETFL: return "F_GETFL";
+    case F_SETFL: return "F_SETFL";
+    case F_GETFD: return "F_GETFD";
+    case F_SETFD: return "F_SETFD";
+    case F_DUPFD: return "F_DUPFD";
+    case F_DUPFD_CLOEXEC: return "F_DUPFD_CLOEXEC";
+    default: return std::to_string(cmd);
   }
 }
 
 std::string shut_str(int how) {
   switch (how) {
-    case SHUT_RD:
-      return "SHUT_RD";
-    case SHUT_WR:
-      return "SHUT_WR";
-    case SHUT_RDWR:
-      return "SHUT_RDWR";
-    default:
-      return std::to_string(how);
+    case SHUT_RD: return "SHUT_RD";
+    case SHUT_WR: return "SHUT_WR";
+    case SHUT_RDWR: return "SHUT_RDWR";
+    default: return std::to_string(how);
   }
 }
 
-std::string domain_str(int d) { return d == AF_UNIX ? "AF_UNIX" : d == AF_INET ? "AF_INET" : std::to_string(d); }
+std::string domain_str(int d) {
+  return d == AF_UNIX ? "AF_UNIX" : d == AF_INET ? "AF_INET" : std::to_string(d);
+}
 
 std::string sock_type_str(long t) {
   std::string base = (t & 0xf) == SOCK_STREAM ? "SOCK_STREAM" : std::to_string(t & 0xf);
@@ -149,7 +134,9 @@ std::string errno_name(int e) {
 namespace {
 
 std::string wait_name(WaitVariant v) {
-  return v == WaitVariant::kWait ? "epoll_wait" : v == WaitVariant::kPwait ? "epoll_pwait" : "epoll_pwait2";
+  return v == WaitVariant::kWait    ? "epoll_wait"
+         : v == WaitVariant::kPwait ? "epoll_pwait"
+                                    : "epoll_pwait2";
 }
 
 bool returns_fd(const Op& op) {
@@ -159,12 +146,9 @@ bool returns_fd(const Op& op) {
     case OpKind::kEventfd:
     case OpKind::kDup:
     case OpKind::kDup2:
-    case OpKind::kDup3:
-      return true;
-    case OpKind::kFcntl:
-      return op.iarg == F_DUPFD || op.iarg == F_DUPFD_CLOEXEC;
-    default:
-      return false;
+    case OpKind::kDup3: return true;
+    case OpKind::kFcntl: return op.iarg == F_DUPFD || op.iarg == F_DUPFD_CLOEXEC;
+    default: return false;
   }
 }
 
@@ -177,18 +161,22 @@ std::string fcntl_arg_str(const Op& op) {
 
 std::string guard_str(const Op& op) {
   if (op.guard == 0) return "";
-  return std::string(" [guarded: only if poll() gives ") + (op.guard == POLLIN ? "POLLIN" : "POLLOUT") + "]";
+  return std::string(" [guarded: only if poll() gives ") +
+         (op.guard == POLLIN ? "POLLIN" : "POLLOUT") + "]";
 }
 
 }  // namespace
 
 std::string events_to_string(std::uint32_t ev) {
   static const Bit bits[] = {
-      {EPOLLIN, "EPOLLIN"},         {EPOLLPRI, "EPOLLPRI"},       {EPOLLOUT, "EPOLLOUT"},
-      {EPOLLERR, "EPOLLERR"},       {EPOLLHUP, "EPOLLHUP"},       {EPOLLRDNORM, "EPOLLRDNORM"},
-      {EPOLLRDBAND, "EPOLLRDBAND"}, {EPOLLWRNORM, "EPOLLWRNORM"}, {EPOLLWRBAND, "EPOLLWRBAND"},
-      {EPOLLMSG, "EPOLLMSG"},       {EPOLLRDHUP, "EPOLLRDHUP"},   {EPOLLEXCLUSIVE, "EPOLLEXCLUSIVE"},
-      {EPOLLWAKEUP, "EPOLLWAKEUP"}, {EPOLLONESHOT, "EPOLLONESHOT"}, {EPOLLET, "EPOLLET"},
+      {EPOLLIN, "EPOLLIN"},         {EPOLLPRI, "EPOLLPRI"},
+      {EPOLLOUT, "EPOLLOUT"},       {EPOLLERR, "EPOLLERR"},
+      {EPOLLHUP, "EPOLLHUP"},       {EPOLLRDNORM, "EPOLLRDNORM"},
+      {EPOLLRDBAND, "EPOLLRDBAND"}, {EPOLLWRNORM, "EPOLLWRNORM"},
+      {EPOLLWRBAND, "EPOLLWRBAND"}, {EPOLLMSG, "EPOLLMSG"},
+      {EPOLLRDHUP, "EPOLLRDHUP"},   {EPOLLEXCLUSIVE, "EPOLLEXCLUSIVE"},
+      {EPOLLWAKEUP, "EPOLLWAKEUP"}, {EPOLLONESHOT, "EPOLLONESHOT"},
+      {EPOLLET, "EPOLLET"},
   };
   return bits_to_string(ev, bits, sizeof bits / sizeof bits[0]);
 }
@@ -233,17 +221,18 @@ std::string op_to_string(const Op& op) {
   switch (op.kind) {
     case OpKind::kEpollCreate1:
       s = ns + " = epoll_create1(" +
-          (op.iarg == EPOLL_CLOEXEC ? std::string("EPOLL_CLOEXEC") : flags_str(op.iarg, kOpenFlags, 6)) + ")";
+          (op.iarg == EPOLL_CLOEXEC ? std::string("EPOLL_CLOEXEC")
+                                    : flags_str(op.iarg, kOpenFlags, 6)) +
+          ")";
       break;
-    case OpKind::kEpollCreate:
-      s = ns + " = epoll_create(" + std::to_string(op.iarg) + ")";
-      break;
+    case OpKind::kEpollCreate: s = ns + " = epoll_create(" + std::to_string(op.iarg) + ")"; break;
     case OpKind::kEventfd:
-      s = ns + " = eventfd(" + std::to_string(op.value) + ", " + flags_str(op.iarg, kEfdFlags, 3) + ")";
+      s = ns + " = eventfd(" + std::to_string(op.value) + ", " + flags_str(op.iarg, kEfdFlags, 3) +
+          ")";
       break;
     case OpKind::kPipe2:
-      s = "pipe2([s" + std::to_string(op.new_slot) + ", s" + std::to_string(op.new_slot + 1) + "], " +
-          flags_str(op.iarg, kOpenFlags, 6) + ")";
+      s = "pipe2([s" + std::to_string(op.new_slot) + ", s" + std::to_string(op.new_slot + 1) +
+          "], " + flags_str(op.iarg, kOpenFlags, 6) + ")";
       break;
     case OpKind::kSocketpair:
       s = "socketpair(" + domain_str(op.iarg) + ", " + sock_type_str(op.larg) + ", " +
@@ -257,8 +246,9 @@ std::string op_to_string(const Op& op) {
           ")";
       break;
     case OpKind::kWait:
-      s = wait_name(op.variant) + "(" + ref_str(op.a) + ", " + (op.null_ptr ? "NULL" : "buf") + ", " +
-          std::to_string(op.count) + ", 0" + (op.variant == WaitVariant::kWait ? "" : ", NULL") + ")";
+      s = wait_name(op.variant) + "(" + ref_str(op.a) + ", " + (op.null_ptr ? "NULL" : "buf") +
+          ", " + std::to_string(op.count) + ", 0" +
+          (op.variant == WaitVariant::kWait ? "" : ", NULL") + ")";
       break;
     case OpKind::kPoll: {
       s = "poll([";
@@ -279,26 +269,20 @@ std::string op_to_string(const Op& op) {
     case OpKind::kWrite:
     case OpKind::kSend: {
       std::string what = op.count <= 16 ? "value " + hex(op.value) : "pattern";
-      s = std::string(op.kind == OpKind::kWrite ? "write(" : "send(") + ref_str(op.a) + ", <" + what +
-          ">, " + std::to_string(op.count);
-      if (op.kind == OpKind::kSend) s += ", " + bits_to_string(static_cast<std::uint32_t>(op.larg), kMsgFlags, 3);
+      s = std::string(op.kind == OpKind::kWrite ? "write(" : "send(") + ref_str(op.a) + ", <" +
+          what + ">, " + std::to_string(op.count);
+      if (op.kind == OpKind::kSend)
+        s += ", " + bits_to_string(static_cast<std::uint32_t>(op.larg), kMsgFlags, 3);
       s += ")" + guard_str(op);
       break;
     }
-    case OpKind::kShutdown:
-      s = "shutdown(" + ref_str(op.a) + ", " + shut_str(op.iarg) + ")";
-      break;
-    case OpKind::kClose:
-      s = "close(" + ref_str(op.a) + ")";
-      break;
-    case OpKind::kDup:
-      s = ns + " = dup(" + ref_str(op.a) + ")";
-      break;
-    case OpKind::kDup2:
-      s = ns + " = dup2(" + ref_str(op.a) + ", " + ref_str(op.b) + ")";
-      break;
+    case OpKind::kShutdown: s = "shutdown(" + ref_str(op.a) + ", " + shut_str(op.iarg) + ")"; break;
+    case OpKind::kClose: s = "close(" + ref_str(op.a) + ")"; break;
+    case OpKind::kDup: s = ns + " = dup(" + ref_str(op.a) + ")"; break;
+    case OpKind::kDup2: s = ns + " = dup2(" + ref_str(op.a) + ", " + ref_str(op.b) + ")"; break;
     case OpKind::kDup3:
-      s = ns + " = dup3(" + ref_str(op.a) + ", " + ref_str(op.b) + ", " + flags_str(op.iarg, kOpenFlags, 6) + ")";
+      s = ns + " = dup3(" + ref_str(op.a) + ", " + ref_str(op.b) + ", " +
+          flags_str(op.iarg, kOpenFlags, 6) + ")";
       break;
     case OpKind::kFcntl:
       s = "fcntl(" + ref_str(op.a) + ", " + fcntl_cmd_str(op.iarg) + ", " + fcntl_arg_str(op) + ")";
@@ -318,8 +302,9 @@ std::string op_to_c(const Op& op) {
 std::string result_to_string(const Op& op, const Result& r) {
   std::string s;
   if (r.guard_revents != -1) {
-    s += "guard poll revents=" +
-         (r.guard_revents < 0 ? std::string("<poll failed>") : poll_events_to_string(static_cast<short>(r.guard_revents)));
+    s += "guard poll revents=" + (r.guard_revents < 0
+                                      ? std::string("<poll failed>")
+                                      : poll_events_to_string(static_cast<short>(r.guard_revents)));
     if (r.skipped) return s + ", I/O skipped";
     s += "; ";
   }
@@ -328,7 +313,8 @@ std::string result_to_string(const Op& op, const Result& r) {
   } else if (returns_fd(op)) {
     s += "fd";
   } else if (op.kind == OpKind::kFcntl && op.iarg == F_GETFL) {
-    s += hex(static_cast<std::uint64_t>(r.ret)) + " (" + flags_str(static_cast<int>(r.ret), kOpenFlags, 6) + ")";
+    s += hex(static_cast<std::uint64_t>(r.ret)) + " (" +
+         flags_str(static_cast<int>(r.ret), kOpenFlags, 6) + ")";
   } else {
     s += std::to_string(r.ret);
   }

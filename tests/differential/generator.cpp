@@ -28,7 +28,7 @@ struct Obj {
   int refs = 0;
   int peer = -1;      // pipe/socket: the other end's object
   bool shut = false;  // socket: a shutdown() succeeded on it
-  bool big = false;  // eventfd: a huge value was written, so a blocking write might block
+  bool big = false;   // eventfd: a huge value was written, so a blocking write might block
 };
 
 constexpr int kMaxOpenSlots = 48;
@@ -47,7 +47,9 @@ class Gen {
  private:
   // --- randomness -------------------------------------------------------------------------
   std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : rng_() % n; }
-  int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::uint64_t>(hi - lo + 1))); }
+  int range(int lo, int hi) {
+    return lo + static_cast<int>(below(static_cast<std::uint64_t>(hi - lo + 1)));
+  }
   bool chance(int percent) { return below(100) < static_cast<std::uint64_t>(percent); }
   // Sizes spread over orders of magnitude: 1..max, log-uniform-ish.
   int log_size(int max) {
@@ -169,7 +171,8 @@ class Gen {
         if (!o.new_fds.empty()) set_slot(op.new_slot, new_obj(ObjKind::kEpoll, false));
         break;
       case OpKind::kEventfd:
-        if (!o.new_fds.empty()) set_slot(op.new_slot, new_obj(ObjKind::kEventfd, (op.iarg & EFD_NONBLOCK) != 0));
+        if (!o.new_fds.empty())
+          set_slot(op.new_slot, new_obj(ObjKind::kEventfd, (op.iarg & EFD_NONBLOCK) != 0));
         break;
       case OpKind::kPipe2:
         if (o.new_fds.size() == 2) {
@@ -220,7 +223,8 @@ class Gen {
       case OpKind::kWrite:
       case OpKind::kSend: {
         int src = r.owners.empty() ? -1 : obj_of_slot(r.owners[0]);
-        if (src >= 0 && r.ret > 0 && op.value > 0xffffffffULL) objs_[static_cast<std::size_t>(src)].big = true;
+        if (src >= 0 && r.ret > 0 && op.value > 0xffffffffULL)
+          objs_[static_cast<std::size_t>(src)].big = true;
         break;
       }
       case OpKind::kCtl: {
@@ -235,8 +239,7 @@ class Gen {
         }
         break;
       }
-      default:
-        break;
+      default: break;
     }
     out_.ops.push_back(op);
     out_.kernel.push_back(std::move(o));
@@ -249,7 +252,9 @@ class Gen {
     if (chance(85)) {
       op.kind = OpKind::kEpollCreate1;
       int roll = range(0, 99);
-      op.iarg = roll < 45 ? 0 : roll < 92 ? EPOLL_CLOEXEC : (chance(50) ? 1 : EPOLL_CLOEXEC | O_NONBLOCK);
+      op.iarg = roll < 45   ? 0
+                : roll < 92 ? EPOLL_CLOEXEC
+                            : (chance(50) ? 1 : EPOLL_CLOEXEC | O_NONBLOCK);
     } else {
       op.kind = OpKind::kEpollCreate;
       static const int sizes[] = {1, 1, 10, 1000, 0, -1};
@@ -263,8 +268,9 @@ class Gen {
     Op op;
     op.kind = OpKind::kEventfd;
     int roll = range(0, 99);
-    op.value = roll < 45 ? 0 : roll < 85 ? static_cast<std::uint64_t>(range(1, 10))
-                                         : (chance(50) ? 0xffffffffULL : below(0x100000000ULL));
+    op.value = roll < 45   ? 0
+               : roll < 85 ? static_cast<std::uint64_t>(range(1, 10))
+                           : (chance(50) ? 0xffffffffULL : below(0x100000000ULL));
     int flags = 0;
     if (chance(75)) flags |= EFD_NONBLOCK;
     if (chance(30)) flags |= EFD_SEMAPHORE;
@@ -335,8 +341,10 @@ class Gen {
 
   void gen_ctl() {
     int roll = range(0, 99);
-    int ctl_op = roll < 50 ? EPOLL_CTL_ADD : roll < 75 ? EPOLL_CTL_MOD : roll < 93 ? EPOLL_CTL_DEL
-                                                                                  : (chance(50) ? 0 : 4);
+    int ctl_op = roll < 50   ? EPOLL_CTL_ADD
+                 : roll < 75 ? EPOLL_CTL_MOD
+                 : roll < 93 ? EPOLL_CTL_DEL
+                             : (chance(50) ? 0 : 4);
     Ref ep;
     Ref target;
     if (ctl_op != EPOLL_CTL_ADD && !regs_.empty() && chance(70)) {
@@ -354,8 +362,12 @@ class Gen {
       if (chance(18)) {
         target = choose_ref(is_epoll, 90, 0, 5);
       } else if (exclude_.count("pipewatch") != 0) {
-        target = choose_ref([](const Obj& o) { return o.kind != ObjKind::kEpoll && o.kind != ObjKind::kPipeR &&
-                                                     o.kind != ObjKind::kPipeW; }, 85, 0, 5);
+        target = choose_ref(
+            [](const Obj& o) {
+              return o.kind != ObjKind::kEpoll && o.kind != ObjKind::kPipeR &&
+                     o.kind != ObjKind::kPipeW;
+            },
+            85, 0, 5);
       } else {
         target = choose_ref([](const Obj& o) { return o.kind != ObjKind::kEpoll; }, 85, 5, 5);
       }
@@ -381,7 +393,9 @@ class Gen {
     int roll = range(0, 99);
     op.count = roll < 94 ? range(1, 8) : roll < 97 ? 0 : (chance(50) ? -1 : INT_MAX);
     roll = range(0, 99);
-    op.variant = roll < 70 ? WaitVariant::kWait : roll < 85 ? WaitVariant::kPwait : WaitVariant::kPwait2;
+    op.variant = roll < 70   ? WaitVariant::kWait
+                 : roll < 85 ? WaitVariant::kPwait
+                             : WaitVariant::kPwait2;
     op.null_ptr = chance(2);
     emit(op);
   }
@@ -480,7 +494,9 @@ class Gen {
       int roll = range(0, 99);
       static const std::uint64_t bigs[] = {kEfdMax, kEfdMax - 1, kEfdMax + 1, 1ULL << 63,
                                            kEfdMax - 5};
-      op.value = roll < 15 ? 0 : roll < 88 ? static_cast<std::uint64_t>(range(1, 100)) : bigs[below(5)];
+      op.value = roll < 15   ? 0
+                 : roll < 88 ? static_cast<std::uint64_t>(range(1, 100))
+                             : bigs[below(5)];
       if (!o->nonblock) {
         if (op.value > 0xffffffffULL && op.value != kEfdMax + 1) op.value = 3;
         if (o->big) op.count = 4;  // the counter may be near its maximum: only an EINVAL write
@@ -520,8 +536,9 @@ class Gen {
       return;
     }
     ObjKind kind = objs_[static_cast<std::size_t>(obj_of_slot(s))].kind;
-    bool big_writes = chance(50);  // sockets: large writes reach the byte limit, small ones the count
-    int n = kind == ObjKind::kSock ? (big_writes ? range(10, 40) : range(20, 90))
+    bool big_writes =
+        chance(50);  // sockets: large writes reach the byte limit, small ones the count
+    int n = kind == ObjKind::kSock    ? (big_writes ? range(10, 40) : range(20, 90))
             : kind == ObjKind::kPipeW ? range(4, 24)
                                       : range(2, 6);
     for (int i = 0; i < n && !done(); ++i) {
@@ -650,9 +667,11 @@ class Gen {
     if (chance(60) && !done()) {
       int leaf = pick(open_slots([&](const Obj& o) {
         return o.kind != ObjKind::kEpoll &&
-               (exclude_.count("pipewatch") == 0 || (o.kind != ObjKind::kPipeR && o.kind != ObjKind::kPipeW));
+               (exclude_.count("pipewatch") == 0 ||
+                (o.kind != ObjKind::kPipeR && o.kind != ObjKind::kPipeW));
       }));
-      if (leaf >= 0) ctl(slot_ref(chain.front()), EPOLL_CTL_ADD, slot_ref(leaf), EPOLLIN | EPOLLOUT);
+      if (leaf >= 0)
+        ctl(slot_ref(chain.front()), EPOLL_CTL_ADD, slot_ref(leaf), EPOLLIN | EPOLLOUT);
     }
     if (chance(40) && !done()) {
       int other = pick(open_slots(is_epoll));
@@ -722,7 +741,8 @@ class Gen {
 
 }  // namespace
 
-Generated generate(std::uint64_t seed, int nops, const std::set<std::string>& exclude, Executor& kernel) {
+Generated generate(std::uint64_t seed, int nops, const std::set<std::string>& exclude,
+                   Executor& kernel) {
   Gen g(seed, nops, exclude, kernel);
   return g.run();
 }

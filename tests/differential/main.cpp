@@ -30,8 +30,8 @@
 // The last line of output is "differential: P passed, F failed"; the exit status is 0 only when
 // F is 0.
 #include <fcntl.h>
-#include <sys/epoll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,8 +81,11 @@ void count_stats(const Generated& g) {
     const Op& op = g.ops[i];
     const Result& r = g.kernel[i].res;
     std::string key = op_name(op.kind);
-    if (op.kind == OpKind::kCtl) key += op.iarg == EPOLL_CTL_ADD ? " ADD" : op.iarg == EPOLL_CTL_MOD ? " MOD"
-                                        : op.iarg == EPOLL_CTL_DEL ? " DEL" : " badop";
+    if (op.kind == OpKind::kCtl)
+      key += op.iarg == EPOLL_CTL_ADD   ? " ADD"
+             : op.iarg == EPOLL_CTL_MOD ? " MOD"
+             : op.iarg == EPOLL_CTL_DEL ? " DEL"
+                                        : " badop";
     if (r.skipped) {
       key += " skipped";
     } else if (r.ret < 0) {
@@ -145,11 +148,11 @@ void on_alarm(int) {
 }
 
 void on_crash(int sig, siginfo_t* info, void* uctx) {
-  write_context(sig == SIGSEGV ? "CRASH (SIGSEGV)"
-                : sig == SIGBUS ? "CRASH (SIGBUS)"
+  write_context(sig == SIGSEGV   ? "CRASH (SIGSEGV)"
+                : sig == SIGBUS  ? "CRASH (SIGBUS)"
                 : sig == SIGABRT ? "CRASH (SIGABRT)"
-                : sig == SIGFPE ? "CRASH (SIGFPE)"
-                                : "CRASH");
+                : sig == SIGFPE  ? "CRASH (SIGFPE)"
+                                 : "CRASH");
   // Hand over to whoever handled the signal before (a sanitizer's reporter, or the default).
   struct sigaction old = g_old_actions[sig];
   sigaction(sig, &old, nullptr);
@@ -224,8 +227,8 @@ Divergence replay(const std::vector<Op>& ops, const std::vector<Outcome>& kernel
     if (!same) {
       d.op = static_cast<long>(i);
       d.text = "op #" + std::to_string(i) + " of " + std::to_string(ops.size()) + ": " +
-               op_to_string(ops[i]) + "\n  kernel: " + outcome_detail(ops[i], k) + "\n  " + other_name +
-               ": " + outcome_detail(ops[i], o);
+               op_to_string(ops[i]) + "\n  kernel: " + outcome_detail(ops[i], k) + "\n  " +
+               other_name + ": " + outcome_detail(ops[i], o);
       break;
     }
   }
@@ -234,14 +237,17 @@ Divergence replay(const std::vector<Op>& ops, const std::vector<Outcome>& kernel
   std::vector<int> left = u.leftovers(true);
   if (d.op < 0 && left != kernel_left) {
     d.op = static_cast<long>(ops.size());
-    d.text = "after the program closed every descriptor it held, numbers still open (less foreign "
-             "ones)\n  kernel: " + fds_str(kernel_left) + "\n  " + other_name + ": " + fds_str(left);
+    d.text =
+        "after the program closed every descriptor it held, numbers still open (less foreign "
+        "ones)\n  kernel: " +
+        fds_str(kernel_left) + "\n  " + other_name + ": " + fds_str(left);
   }
   return d;
 }
 
 // Runs a fixed list of ops on the kernel (no generation), for minimization.
-void run_kernel_fixed(const std::vector<Op>& ops, std::vector<Outcome>& outs, std::vector<int>& left) {
+void run_kernel_fixed(const std::vector<Op>& ops, std::vector<Outcome>& outs,
+                      std::vector<int>& left) {
   Executor k(uepoll_test::kernel_api());
   g_phase = 0;
   k.begin();
@@ -295,7 +301,8 @@ void minimize(std::vector<Op> ops, const Divergence& d, const Options& opt) {
     ops.resize(static_cast<std::size_t>(d.op) + 1);
   }
   if (!still_diverges(ops, kind, opt)) {
-    std::printf("  minimize: the divergence does not reproduce in a fresh process; not minimized\n");
+    std::printf(
+        "  minimize: the divergence does not reproduce in a fresh process; not minimized\n");
     return;
   }
   // Delta debugging over the op list.
@@ -337,12 +344,15 @@ void minimize(std::vector<Op> ops, const Divergence& d, const Options& opt) {
       bool same = o.res == outs[i].res;
       std::printf("    %s\n        // kernel: %s\n", op_to_c(ops[i]).c_str(),
                   result_to_string(ops[i], outs[i].res).c_str());
-      if (!same) std::printf("        // uepoll: %s   <-- DIVERGES\n", result_to_string(ops[i], o.res).c_str());
+      if (!same)
+        std::printf("        // uepoll: %s   <-- DIVERGES\n",
+                    result_to_string(ops[i], o.res).c_str());
     }
     u.close_all();
     std::vector<int> uleft = u.leftovers(true);
-    if (uleft != left) std::printf("    // left open after closing all: kernel %s, uepoll %s\n",
-                                   fds_str(left).c_str(), fds_str(uleft).c_str());
+    if (uleft != left)
+      std::printf("    // left open after closing all: kernel %s, uepoll %s\n",
+                  fds_str(left).c_str(), fds_str(uleft).c_str());
     std::fflush(stdout);
     _exit(0);
   }
@@ -366,7 +376,8 @@ bool run_seed(std::uint64_t seed, const Options& opt) {
   k.close_all();
   std::vector<int> kernel_left = k.leftovers(false);
 
-  if (opt.verbose) std::printf("=== seed %llu: %zu ops\n", static_cast<unsigned long long>(seed), g.ops.size());
+  if (opt.verbose)
+    std::printf("=== seed %llu: %zu ops\n", static_cast<unsigned long long>(seed), g.ops.size());
   Divergence d = replay(g.ops, g.kernel, kernel_left, opt, other_name);
   alarm(0);
   if (d.op < 0) return true;
@@ -378,14 +389,16 @@ bool run_seed(std::uint64_t seed, const Options& opt) {
                           : std::string("descriptors left open");
   ++g_failure_kinds[where];
   if (g_failures <= opt.max_reports) {
-    std::printf("differential: DIVERGENCE in seed %llu, %s\n  replay: differential_test --first-seed=%llu "
-                "--seeds=1 --verbose   (add --minimize to shrink it)\n",
-                static_cast<unsigned long long>(seed), d.text.c_str(), static_cast<unsigned long long>(seed));
+    std::printf(
+        "differential: DIVERGENCE in seed %llu, %s\n  replay: differential_test --first-seed=%llu "
+        "--seeds=1 --verbose   (add --minimize to shrink it)\n",
+        static_cast<unsigned long long>(seed), d.text.c_str(),
+        static_cast<unsigned long long>(seed));
     if (opt.minimize) minimize(g.ops, d, opt);
   } else if (g_failures <= opt.max_reports + kOneLineReports) {
     std::string first_line = d.text.substr(0, d.text.find('\n'));
-    std::printf("differential: DIVERGENCE in seed %llu, %s\n", static_cast<unsigned long long>(seed),
-                first_line.c_str());
+    std::printf("differential: DIVERGENCE in seed %llu, %s\n",
+                static_cast<unsigned long long>(seed), first_line.c_str());
   } else if (g_failures == opt.max_reports + kOneLineReports + 1) {
     std::printf("differential: (further divergences are only counted)\n");
   }
@@ -474,7 +487,8 @@ int main(int argc, char** argv) {
       std::printf("  %-24s %llu\n", key.c_str(), static_cast<unsigned long long>(n));
     }
   }
-  for (const auto& [key, n] : g_stats) std::printf("  %-40s %llu\n", key.c_str(), static_cast<unsigned long long>(n));
+  for (const auto& [key, n] : g_stats)
+    std::printf("  %-40s %llu\n", key.c_str(), static_cast<unsigned long long>(n));
   std::fprintf(stderr, "differential: %d ops per program, %.2f s\n", opt.ops, secs);
   std::printf("differential: %llu passed, %llu failed\n", static_cast<unsigned long long>(passed),
               static_cast<unsigned long long>(failed));

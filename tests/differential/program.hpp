@@ -53,11 +53,11 @@ struct PollEntry {
 
 struct Op {
   OpKind kind = OpKind::kClose;
-  Ref a;          // main descriptor (epfd for ctl/wait, oldfd for dup*)
-  Ref b;          // second descriptor (target of ctl, newfd of dup2/dup3)
-  int iarg = 0;   // flags / ctl op / how / fcntl cmd / size of epoll_create / domain
-  long larg = 0;  // fcntl argument, socketpair type, recv/send flags
-  int count = 0;  // maxevents / byte count
+  Ref a;                     // main descriptor (epfd for ctl/wait, oldfd for dup*)
+  Ref b;                     // second descriptor (target of ctl, newfd of dup2/dup3)
+  int iarg = 0;              // flags / ctl op / how / fcntl cmd / size of epoll_create / domain
+  long larg = 0;             // fcntl argument, socketpair type, recv/send flags
+  int count = 0;             // maxevents / byte count
   std::uint32_t events = 0;  // epoll_ctl mask
   std::uint64_t data = 0;    // epoll_ctl data (logical, identical on both backends)
   std::uint64_t value = 0;   // eventfd write value
@@ -71,16 +71,16 @@ struct Op {
 };
 
 struct Result {
-  long ret = 0;  // normalized: descriptor-returning calls give 0 on success
-  int err = 0;   // errno when the call failed, else 0
-  std::vector<int> ranks;  // each new descriptor's rank among the program's open descriptors
-  std::vector<int> nums;   // each new descriptor's number, less the foreign ones below it
+  long ret = 0;               // normalized: descriptor-returning calls give 0 on success
+  int err = 0;                // errno when the call failed, else 0
+  std::vector<int> ranks;     // each new descriptor's rank among the program's open descriptors
+  std::vector<int> nums;      // each new descriptor's number, less the foreign ones below it
   bool dup_target_ok = true;  // dup2/dup3 returned the requested number
   bool collision = false;     // a "new" descriptor number was already open in the program
   std::vector<std::pair<std::uint32_t, std::uint64_t>> events;
   std::vector<short> revents;
-  long guard_revents = -1;  // revents of the guard poll, -1 when none
-  bool skipped = false;     // guard said not ready: no I/O done
+  long guard_revents = -1;      // revents of the guard poll, -1 when none
+  bool skipped = false;         // guard said not ready: no I/O done
   std::uint64_t data_hash = 0;  // of the bytes read
   std::uint64_t value = 0;      // first 8 bytes read (eventfd counter)
   int closed_slot = -1;         // slot whose descriptor this call closed
@@ -143,8 +143,8 @@ class Executor {
   void record_close(Outcome& out, int fd);
 
   const uepoll_test::Api* api_;
-  std::vector<int> fd_;     // per slot: its number (kept after close), -1 if never opened
-  std::vector<bool> open_;  // per slot
+  std::vector<int> fd_;       // per slot: its number (kept after close), -1 if never opened
+  std::vector<bool> open_;    // per slot
   std::vector<int> foreign_;  // sorted numbers open before the program began
   std::vector<int> used_;     // every number the program ever had
 };
@@ -164,6 +164,7 @@ inline constexpr const char* kGeneratorChoices =
 
 // Generates a program of `nops` operations from `seed`, executing each op on `kernel` as it goes
 // (the choice of later ops depends on the kernel's results). `kernel` must be begun.
-Generated generate(std::uint64_t seed, int nops, const std::set<std::string>& exclude, Executor& kernel);
+Generated generate(std::uint64_t seed, int nops, const std::set<std::string>& exclude,
+                   Executor& kernel);
 
 }  // namespace uepoll_diff

@@ -108,7 +108,7 @@ class Decoder {
   }
 
   short poll_events() {
-    static const short kBits[] = {POLLIN,  POLLOUT,    POLLPRI,    POLLRDHUP, POLLERR,
+    static const short kBits[] = {POLLIN,  POLLOUT,    POLLPRI,    POLLRDHUP,  POLLERR,
                                   POLLHUP, POLLRDNORM, POLLWRNORM, POLLRDBAND, POLLWRBAND};
     unsigned sel = r_.u8() | (static_cast<unsigned>(r_.u8()) << 8);
     int m = 0;
@@ -186,8 +186,10 @@ class Decoder {
       case 5: {
         op.kind = OpKind::kCtl;
         std::uint8_t c = r_.u8();
-        op.iarg = c < 100 ? EPOLL_CTL_ADD : c < 170 ? EPOLL_CTL_MOD : c < 240 ? EPOLL_CTL_DEL
-                                                                            : (c & 1 ? 0 : 4);
+        op.iarg = c < 100   ? EPOLL_CTL_ADD
+                  : c < 170 ? EPOLL_CTL_MOD
+                  : c < 240 ? EPOLL_CTL_DEL
+                            : (c & 1 ? 0 : 4);
         op.a = any();
         op.b = any();
         op.events = mask();
@@ -203,7 +205,9 @@ class Decoder {
         static const int kOdd[] = {0, -1, INT_MAX, INT_MIN, 4096, 1 << 24};
         op.count = c < 220 ? 1 + c % 8 : kOdd[c % 6];
         std::uint8_t v = r_.u8();
-        op.variant = v < 180 ? WaitVariant::kWait : v < 220 ? WaitVariant::kPwait : WaitVariant::kPwait2;
+        op.variant = v < 180   ? WaitVariant::kWait
+                     : v < 220 ? WaitVariant::kPwait
+                               : WaitVariant::kPwait2;
         op.null_ptr = r_.u8() >= 250;
         break;
       }
@@ -233,9 +237,16 @@ class Decoder {
       case 10: {
         op.a = any();
         op.count = io_count();
-        static const std::uint64_t kValues[] = {0, 1, 2, 3, 99, 0xfffffffffffffffeULL,
-                                                0xfffffffffffffffdULL, 0xffffffffffffffffULL,
-                                                1ULL << 63, 0xfffffffffffffff9ULL};
+        static const std::uint64_t kValues[] = {0,
+                                                1,
+                                                2,
+                                                3,
+                                                99,
+                                                0xfffffffffffffffeULL,
+                                                0xfffffffffffffffdULL,
+                                                0xffffffffffffffffULL,
+                                                1ULL << 63,
+                                                0xfffffffffffffff9ULL};
         op.value = kValues[r_.below(10)];
         std::uint8_t v = r_.u8();
         if (v >= 200) {
@@ -381,7 +392,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     kout.push_back(kernel.exec(op));
     uout.push_back(uep.exec(op));
     if (!(kout.back().res == uout.back().res)) {
-      report(ops, kout, uout, "op #" + std::to_string(seq) + " (" + uepoll_diff::op_name(op.kind) + ")");
+      report(ops, kout, uout,
+             "op #" + std::to_string(seq) + " (" + uepoll_diff::op_name(op.kind) + ")");
     }
   }
   static const bool verbose = std::getenv("UEPOLL_FUZZ_VERBOSE") != nullptr;
@@ -398,8 +410,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<int> uleft = uep.leftovers(true);
   if (!kleft.empty() || !uleft.empty()) {
     report(ops, kout, uout,
-           "descriptors still open after closing everything: kernel " + fds_str(kleft) + ", uepoll " +
-               fds_str(uleft));
+           "descriptors still open after closing everything: kernel " + fds_str(kleft) +
+               ", uepoll " + fds_str(uleft));
   }
   return 0;
 }

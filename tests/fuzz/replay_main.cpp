@@ -1,8 +1,8 @@
 // Replays a libFuzzer target over files, without libFuzzer: for builds with any compiler, so the
 // corpora run as ordinary tests. Usage: <exe> PATH... (each PATH a file or a directory of files).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
@@ -22,7 +22,8 @@ int run_file(const std::filesystem::path& p) {
     }
     char chunk[4096];
     std::size_t n = 0;
-    while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) bytes.insert(bytes.end(), chunk, chunk + n);
+    while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0)
+      bytes.insert(bytes.end(), chunk, chunk + n);
     std::fclose(f);
   }
   std::fprintf(stderr, "replay %s (%zu bytes)\n", p.c_str(), bytes.size());

@@ -27,7 +27,7 @@
 
 namespace {
 
-constexpr int kShared = 8;       // shared descriptor slots
+constexpr int kShared = 8;  // shared descriptor slots
 constexpr int kMaxStepsPerThread = 48;
 constexpr int kSweepBound = 1024;  // numbers the final sweep closes
 constexpr std::uint64_t kDataTag = 0x5eed000000000000ULL;
@@ -35,8 +35,9 @@ constexpr std::uint64_t kDataTag = 0x5eed000000000000ULL;
 const uepoll_test::Api& api() { return uepoll_test::uepoll_api(); }
 
 [[noreturn]] void fail(const char* what, int op, long ret, int err) {
-  std::fprintf(stderr, "\n=== uepoll threads_fuzz INVARIANT FAILURE: %s (op %d, ret %ld, errno %d)\n",
-               what, op, ret, err);
+  std::fprintf(stderr,
+               "\n=== uepoll threads_fuzz INVARIANT FAILURE: %s (op %d, ret %ld, errno %d)\n", what,
+               op, ret, err);
   std::fflush(stderr);
   std::abort();
 }
@@ -76,9 +77,14 @@ void run_thread(const std::vector<Step>& steps, std::atomic<int>& go) {
         static const int kOps[] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLL_CTL_ADD};
         int ctl = kOps[s.c & 3];
         epoll_event ev{};
-        static const std::uint32_t kMasks[] = {EPOLLIN, EPOLLIN | EPOLLET, EPOLLIN | EPOLLOUT,
-                                               EPOLLIN | EPOLLONESHOT, EPOLLOUT | EPOLLET,
-                                               EPOLLIN | EPOLLEXCLUSIVE, EPOLLIN | EPOLLRDHUP, 0};
+        static const std::uint32_t kMasks[] = {EPOLLIN,
+                                               EPOLLIN | EPOLLET,
+                                               EPOLLIN | EPOLLOUT,
+                                               EPOLLIN | EPOLLONESHOT,
+                                               EPOLLOUT | EPOLLET,
+                                               EPOLLIN | EPOLLEXCLUSIVE,
+                                               EPOLLIN | EPOLLRDHUP,
+                                               0};
         ev.events = kMasks[(s.c >> 2) & 7];
         ev.data.u64 = kDataTag | (s.b % kShared);
         int ep = g_fd[(s.a & 1)].load(std::memory_order_relaxed);
@@ -94,7 +100,8 @@ void run_thread(const std::vector<Step>& steps, std::atomic<int>& go) {
         expect_errno("epoll_wait", op, r, errno, {EBADF, EINVAL});
         if (r > max) fail("epoll_wait returned more than maxevents", op, r, 0);
         for (int i = 0; i < r; ++i) {
-          if ((evs[i].data.u64 & ~0xffULL) != kDataTag) fail("epoll_wait: event data never registered", op, r, 0);
+          if ((evs[i].data.u64 & ~0xffULL) != kDataTag)
+            fail("epoll_wait: event data never registered", op, r, 0);
         }
         break;
       }
@@ -186,7 +193,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kDataTag;
-    if (u.epoll_ctl(g_fd[1].load(), EPOLL_CTL_ADD, g_fd[0].load(), &ev) != 0) fail("nest", -1, -1, errno);
+    if (u.epoll_ctl(g_fd[1].load(), EPOLL_CTL_ADD, g_fd[0].load(), &ev) != 0)
+      fail("nest", -1, -1, errno);
   }
 
   int nthreads = 2 + (data[0] >> 1) % 2;
@@ -217,7 +225,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   for (int n = 0; n < kSweepBound; ++n) {
-    if (!foreign[static_cast<std::size_t>(n)] && open_in_uepoll(n)) fail("descriptor still open after sweep", -1, n, 0);
+    if (!foreign[static_cast<std::size_t>(n)] && open_in_uepoll(n))
+      fail("descriptor still open after sweep", -1, n, 0);
   }
   errno = 0;
 

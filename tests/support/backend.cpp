@@ -11,8 +11,8 @@
 #include <cstring>
 #include <string>
 
-#include <uepoll/process.hpp>
 #include <uepoll/uepoll.h>
+#include <uepoll/process.hpp>
 
 namespace uepoll_test {
 namespace {
@@ -57,26 +57,54 @@ int kernel_epoll_is_its_own_kernel_fd(int epfd) {
 }
 
 const Api kKernel = {
-    "kernel", true,
-    ::epoll_create, ::epoll_create1, ::epoll_ctl, ::epoll_wait, ::epoll_pwait, ::epoll_pwait2,
-    kernel_eventfd, kernel_pipe, kernel_pipe2, ::socketpair,
-    ::socket, ::bind, ::listen, ::accept, ::accept4, ::connect, ::getsockopt, ::setsockopt,
-    ::getsockname, ::getpeername, kernel_fionread, ::shutdown,
-    ::read, ::write, ::recv, ::send, ::close, ::dup, ::dup2, ::dup3, kernel_fcntl, ::poll,
-    ::epoll_ctl, kernel_epoll_is_its_own_kernel_fd,
+    "kernel",       true,          ::epoll_create,  ::epoll_create1,
+    ::epoll_ctl,    ::epoll_wait,  ::epoll_pwait,   ::epoll_pwait2,
+    kernel_eventfd, kernel_pipe,   kernel_pipe2,    ::socketpair,
+    ::socket,       ::bind,        ::listen,        ::accept,
+    ::accept4,      ::connect,     ::getsockopt,    ::setsockopt,
+    ::getsockname,  ::getpeername, kernel_fionread, ::shutdown,
+    ::read,         ::write,       ::recv,          ::send,
+    ::close,        ::dup,         ::dup2,          ::dup3,
+    kernel_fcntl,   ::poll,        ::epoll_ctl,     kernel_epoll_is_its_own_kernel_fd,
 };
 
 const Api kUepoll = {
-    "uepoll", false,
-    uepoll_epoll_create, uepoll_epoll_create1, uepoll_epoll_ctl, uepoll_epoll_wait,
-    uepoll_epoll_pwait, uepoll_epoll_pwait2,
-    uepoll_eventfd, uepoll_pipe, uepoll_pipe2, uepoll_socketpair,
-    uepoll_socket, uepoll_bind, uepoll_listen, uepoll_accept, uepoll_accept4, uepoll_connect,
-    uepoll_getsockopt, uepoll_setsockopt, uepoll_getsockname, process_getpeername,
-    process_fionread, uepoll_shutdown,
-    uepoll_read, uepoll_write, uepoll_recv, uepoll_send, uepoll_close, uepoll_dup, uepoll_dup2,
-    uepoll_dup3, uepoll_fcntl3, uepoll_poll,
-    uepoll_epoll_ctl_kernel, uepoll_epoll_kernel_fd,
+    "uepoll",
+    false,
+    uepoll_epoll_create,
+    uepoll_epoll_create1,
+    uepoll_epoll_ctl,
+    uepoll_epoll_wait,
+    uepoll_epoll_pwait,
+    uepoll_epoll_pwait2,
+    uepoll_eventfd,
+    uepoll_pipe,
+    uepoll_pipe2,
+    uepoll_socketpair,
+    uepoll_socket,
+    uepoll_bind,
+    uepoll_listen,
+    uepoll_accept,
+    uepoll_accept4,
+    uepoll_connect,
+    uepoll_getsockopt,
+    uepoll_setsockopt,
+    uepoll_getsockname,
+    process_getpeername,
+    process_fionread,
+    uepoll_shutdown,
+    uepoll_read,
+    uepoll_write,
+    uepoll_recv,
+    uepoll_send,
+    uepoll_close,
+    uepoll_dup,
+    uepoll_dup2,
+    uepoll_dup3,
+    uepoll_fcntl3,
+    uepoll_poll,
+    uepoll_epoll_ctl_kernel,
+    uepoll_epoll_kernel_fd,
 };
 
 const Api* const kBoth[] = {&kKernel, &kUepoll};

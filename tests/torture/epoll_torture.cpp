@@ -376,8 +376,8 @@ TEST_F(TortureTest, ConcurrentChainsKeepDepthAndCycleLimits) {
       }
     }
   }
-  std::printf("%d phases: %ld links made, %ld ELOOP, %ld EINVAL\n", phases, ok.load(),
-              eloop.load(), einval.load());
+  std::printf("%d phases: %ld links made, %ld ELOOP, %ld EINVAL\n", phases, ok.load(), eloop.load(),
+              einval.load());
   EXPECT_GT(eloop.load(), 0);  // the limits were actually reached
   for (int i = 0; i < kN; ++i) {
     EXPECT_EQ(uepoll_close(eps[i]), 0);
@@ -516,18 +516,12 @@ TEST_F(TortureTest, MultiWaiterNoLostWakeupFromCallbacksAddAndMod) {
           spin_a_little(rng);
           std::uint64_t one = 1;
           switch (what) {
-            case 0:
-              EXPECT_EQ(uepoll_write(written0, &one, sizeof one), 8);
-              break;
-            case 1:
-              add(ep, added1, EPOLLIN | EPOLLET, 1);
-              break;
+            case 0: EXPECT_EQ(uepoll_write(written0, &one, sizeof one), 8); break;
+            case 1: add(ep, added1, EPOLLIN | EPOLLET, 1); break;
             case 2:
               EXPECT_EQ(ctl(ep, EPOLL_CTL_MOD, rearmed2, EPOLLIN | EPOLLONESHOT, 2), 0);
               break;
-            default:
-              EXPECT_EQ(uepoll_write(written3, &one, sizeof one), 8);
-              break;
+            default: EXPECT_EQ(uepoll_write(written3, &one, sizeof one), 8); break;
           }
         }
       },

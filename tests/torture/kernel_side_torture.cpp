@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <barrier>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <thread>
 #include <vector>

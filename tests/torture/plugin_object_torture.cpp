@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
 
+#include <x86intrin.h>
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -16,8 +18,6 @@
 #include <optional>
 #include <random>
 #include <thread>
-#include <x86intrin.h>
-#include <algorithm>
 
 #include "torture/rounds.hpp"
 #include "uepoll/blocking.hpp"
@@ -105,7 +105,8 @@ void race(Setup&& setup, Hook&& hook) {
         return;
       }
       const std::int64_t offset = aim.load() + static_cast<std::int64_t>(rng() % 256) - 128;
-      const std::uint64_t at = go_at.load() + static_cast<std::uint64_t>(std::max<std::int64_t>(0, offset));
+      const std::uint64_t at =
+          go_at.load() + static_cast<std::uint64_t>(std::max<std::int64_t>(0, offset));
       while (__rdtsc() < at) {
       }
       bell.load()->ring();

@@ -18,7 +18,8 @@ class Rounds {
   explicit Rounds(int ci_rounds) : start_(Clock::now()) {
     if (const char* s = std::getenv("UEPOLL_TORTURE_SECONDS"); s != nullptr) {
       max_ = INT_MAX;
-      limit_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::atof(s)));
+      limit_ =
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::atof(s)));
     } else if (const char* it = std::getenv("UEPOLL_STRESS_ITERATIONS"); it != nullptr) {
       max_ = std::max(1, std::atoi(it));
       limit_ = std::chrono::hours(24 * 365);

@@ -21,11 +21,11 @@
 #include <sys/eventfd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cctype>
 #include <functional>
 #include <set>
 #include <string>
@@ -191,7 +191,9 @@ struct Scenario {
   std::function<void(World&)> setup;  // unarmed, on the test thread
   std::function<long(World&)> call;   // armed, on a fresh thread: the C-API call(s) under test
   std::set<int> allowed;              // Linux's errnos for this call out of memory; empty: none
-  std::function<void(World&, long)> keep_result = [](World& w, long rc) { w.keep(static_cast<int>(rc)); };
+  std::function<void(World&, long)> keep_result = [](World& w, long rc) {
+    w.keep(static_cast<int>(rc));
+  };
 };
 
 const char* name_of(int err) {
@@ -239,16 +241,17 @@ void sweep(const Scenario& s) {
           << "allocation " << n << ": errno " << err << " (" << name_of(err)
           << "), which Linux does not give for this call out of memory";
       const State after = capture(w);
-      EXPECT_TRUE(after == before) << "allocation " << n << " left state behind:\n  before: "
-                                   << describe(before) << "\n  after:  " << describe(after);
+      EXPECT_TRUE(after == before)
+          << "allocation " << n << " left state behind:\n  before: " << describe(before)
+          << "\n  after:  " << describe(after);
     }
     if (rc >= 0 && reached) {
       ++absorbed;  // a failure uepoll absorbed (a cache, a nap instead of a parker, ...)
     }
     w.close_all();
     if (!reached) {
-      std::printf("%s: %ld allocations, %d failed the call, %d absorbed\n", s.name, n - 1,
-                  failures, absorbed);
+      std::printf("%s: %ld allocations, %d failed the call, %d absorbed\n", s.name, n - 1, failures,
+                  absorbed);
       break;
     }
   }
@@ -268,8 +271,8 @@ std::vector<Scenario> scenarios() {
                kNoMemory});
   v.push_back({"eventfd", nothing, [](World&) -> long { return uepoll_eventfd(1, EFD_NONBLOCK); },
                kNoMemory});
-  v.push_back({"pipe2", nothing,
-               [](World& w) -> long { return uepoll_pipe2(w.pair, O_NONBLOCK); }, kNoMemory,
+  v.push_back({"pipe2", nothing, [](World& w) -> long { return uepoll_pipe2(w.pair, O_NONBLOCK); },
+               kNoMemory,
                [](World& w, long) {
                  w.keep(w.pair[0]);
                  w.keep(w.pair[1]);
@@ -281,7 +284,8 @@ std::vector<Scenario> scenarios() {
                  w.keep(w.pair[0]);
                  w.keep(w.pair[1]);
                }});
-  v.push_back({"socket", nothing,
+  v.push_back({"socket",
+               nothing,
                [](World&) -> long { return uepoll_socket(AF_INET, SOCK_STREAM, 0); },
                {ENOMEM, ENOBUFS}});
   v.push_back({"bind and listen",
@@ -295,8 +299,10 @@ std::vector<Scenario> scenarios() {
                  }
                  return uepoll_listen(w.a, 16);
                },
-               {ENOMEM, EADDRINUSE}, ignore});
-  v.push_back({"connect", make_listener,
+               {ENOMEM, EADDRINUSE},
+               ignore});
+  v.push_back({"connect",
+               make_listener,
                [](World& w) -> long {
                  w.b = uepoll_socket(AF_INET, SOCK_STREAM, 0);
                  if (w.b < 0) {
@@ -356,7 +362,8 @@ std::vector<Scenario> scenarios() {
                  }
                  return uepoll_epoll_ctl(w.ep, EPOLL_CTL_DEL, w.a, nullptr);
                },
-               {}, ignore});
+               {},
+               ignore});
   v.push_back({"epoll_wait with an event ready",
                [](World& w) {
                  w.a = w.keep(uepoll_epoll_create1(0));
@@ -367,7 +374,8 @@ std::vector<Scenario> scenarios() {
                  epoll_event ev{};
                  return uepoll_epoll_wait(w.a, &ev, 1, -1) == 1 ? 0 : -1;
                },
-               {}, ignore});
+               {},
+               ignore});
   v.push_back({"epoll_wait that sleeps until another thread writes",
                [](World& w) {
                  w.a = w.keep(uepoll_epoll_create1(0));
@@ -398,7 +406,8 @@ std::vector<Scenario> scenarios() {
                  errno = err;
                  return n == 1 ? 0 : -1;
                },
-               {}, ignore});
+               {},
+               ignore});
   v.push_back({"epoll_pwait with a signal mask that sleeps",
                [](World& w) {
                  w.a = w.keep(uepoll_epoll_create1(0));
@@ -411,13 +420,16 @@ std::vector<Scenario> scenarios() {
                  epoll_event ev{};
                  return uepoll_epoll_pwait(w.a, &ev, 1, 1, &mask) == 0 ? 0 : -1;
                },
-               {}, ignore});
+               {},
+               ignore});
   v.push_back({"close of a watched eventfd (its last reference)",
                [](World& w) {
                  w.a = uepoll_eventfd(1, 0);
                  add(w.ep, w.a, EPOLLIN);
                },
-               [](World& w) -> long { return uepoll_close(w.a); }, {}, ignore});
+               [](World& w) -> long { return uepoll_close(w.a); },
+               {},
+               ignore});
   v.push_back({"close of an instance with items (its last reference)",
                [](World& w) {
                  w.a = uepoll_epoll_create1(0);
@@ -425,7 +437,9 @@ std::vector<Scenario> scenarios() {
                    add(w.a, w.keep(uepoll_eventfd(1, 0)), EPOLLIN);
                  }
                },
-               [](World& w) -> long { return uepoll_close(w.a); }, {}, ignore});
+               [](World& w) -> long { return uepoll_close(w.a); },
+               {},
+               ignore});
   v.push_back({"eventfd read and write",
                [](World& w) { w.a = w.keep(uepoll_eventfd(0, 0)); },
                [](World& w) -> long {
@@ -435,7 +449,8 @@ std::vector<Scenario> scenarios() {
                  }
                  return uepoll_read(w.a, &count, sizeof count) == sizeof count ? 0 : -1;
                },
-               {}, ignore});
+               {},
+               ignore});
   v.push_back({"pipe write (a new page)",
                [](World& w) {
                  uepoll_pipe2(w.pair, O_NONBLOCK);
@@ -457,8 +472,10 @@ std::vector<Scenario> scenarios() {
                  char buf[8];
                  return uepoll_recv(w.pair[1], buf, sizeof buf, 0) == 4 ? 0 : -1;
                },
-               {ENOMEM, ENOBUFS}, ignore});
-  v.push_back({"TCP send and recv", make_connection,
+               {ENOMEM, ENOBUFS},
+               ignore});
+  v.push_back({"TCP send and recv",
+               make_connection,
                [](World& w) -> long {
                  if (uepoll_send(w.b, "data", 4, 0) != 4) {
                    return -1;
@@ -466,9 +483,9 @@ std::vector<Scenario> scenarios() {
                  char buf[8];
                  return uepoll_recv(w.c, buf, sizeof buf, 0) == 4 ? 0 : -1;
                },
-               {ENOMEM, ENOBUFS}, ignore});
-  v.push_back({"dup2 into a new table block",
-               [](World& w) { w.a = w.keep(uepoll_eventfd(0, 0)); },
+               {ENOMEM, ENOBUFS},
+               ignore});
+  v.push_back({"dup2 into a new table block", [](World& w) { w.a = w.keep(uepoll_eventfd(0, 0)); },
                [](World& w) -> long { return uepoll_dup2(w.a, 700); }, kNoMemory});
   v.push_back({"F_DUPFD into a new table block",
                [](World& w) { w.a = w.keep(uepoll_eventfd(0, 0)); },
@@ -485,7 +502,8 @@ std::vector<Scenario> scenarios() {
                  return uepoll_poll(p, 2, 1) == 0 ? 0 : -1;
                },
                kNoMemory, ignore});
-  v.push_back({"setsockopt, getsockopt, getsockname, shutdown", make_connection,
+  v.push_back({"setsockopt, getsockopt, getsockname, shutdown",
+               make_connection,
                [](World& w) -> long {
                  int one = 1;
                  socklen_t len = sizeof one;
@@ -498,7 +516,8 @@ std::vector<Scenario> scenarios() {
                  }
                  return uepoll_shutdown(w.b, SHUT_WR);
                },
-               {}, ignore});
+               {},
+               ignore});
   return v;
 }
 

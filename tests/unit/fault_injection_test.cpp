@@ -90,14 +90,24 @@ int err(const uepoll::Result<void>& r) { return r ? 0 : r.error(); }
 
 TEST_F(FaultInjection, EpollCreate) {
   int fd = -1;
-  each_failure([&] { auto r = p_.epoll_create1(0); fd = r ? *r : -1; return err(r); },
-               [&] { ASSERT_TRUE(p_.close(fd)); });
+  each_failure(
+      [&] {
+        auto r = p_.epoll_create1(0);
+        fd = r ? *r : -1;
+        return err(r);
+      },
+      [&] { ASSERT_TRUE(p_.close(fd)); });
 }
 
 TEST_F(FaultInjection, Eventfd) {
   int fd = -1;
-  each_failure([&] { auto r = p_.eventfd(1, 0); fd = r ? *r : -1; return err(r); },
-               [&] { ASSERT_TRUE(p_.close(fd)); });
+  each_failure(
+      [&] {
+        auto r = p_.eventfd(1, 0);
+        fd = r ? *r : -1;
+        return err(r);
+      },
+      [&] { ASSERT_TRUE(p_.close(fd)); });
 }
 
 TEST_F(FaultInjection, PipeAndSocketpair) {
@@ -117,11 +127,21 @@ TEST_F(FaultInjection, PipeAndSocketpair) {
 TEST_F(FaultInjection, Dup) {
   int fd = -1;
   // Within the table's first block of slots a dup allocates nothing...
-  each_failure([&] { auto r = p_.dup(ep_); fd = r ? *r : -1; return err(r); },
-               [&] { ASSERT_TRUE(p_.close(fd)); }, /*allocates=*/false);
+  each_failure(
+      [&] {
+        auto r = p_.dup(ep_);
+        fd = r ? *r : -1;
+        return err(r);
+      },
+      [&] { ASSERT_TRUE(p_.close(fd)); }, /*allocates=*/false);
   // ...but one that needs a new block of the table does, like Linux's table expansion.
-  each_failure([&] { auto r = p_.fcntl(ep_, F_DUPFD, 1000); fd = r ? *r : -1; return err(r); },
-               [&] { ASSERT_TRUE(p_.close(fd)); });
+  each_failure(
+      [&] {
+        auto r = p_.fcntl(ep_, F_DUPFD, 1000);
+        fd = r ? *r : -1;
+        return err(r);
+      },
+      [&] { ASSERT_TRUE(p_.close(fd)); });
 }
 
 TEST_F(FaultInjection, AddOfAReadyFileAndOfAPipe) {
@@ -226,16 +246,20 @@ TEST_F(FaultInjection, ConnectAndAccept) {
   ASSERT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
   int server = -1;
   // The connection was built by connect(); accept only installs it (no allocation).
-  each_failure([&] { auto r = p_.accept4(listener, nullptr, nullptr, 0); server = r ? *r : -1;
-                     return err(r); },
-               [&] {
-                 ASSERT_TRUE(p_.close(server));
-                 // Queue another connection for the next round.
-                 ASSERT_TRUE(p_.close(c));
-                 c = p_.socket(AF_INET, SOCK_STREAM, 0).value();
-                 ASSERT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
-               },
-               /*allocates=*/false);
+  each_failure(
+      [&] {
+        auto r = p_.accept4(listener, nullptr, nullptr, 0);
+        server = r ? *r : -1;
+        return err(r);
+      },
+      [&] {
+        ASSERT_TRUE(p_.close(server));
+        // Queue another connection for the next round.
+        ASSERT_TRUE(p_.close(c));
+        c = p_.socket(AF_INET, SOCK_STREAM, 0).value();
+        ASSERT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+      },
+      /*allocates=*/false);
   ASSERT_TRUE(p_.close(c));
   auto leftover = p_.accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
   if (leftover) {

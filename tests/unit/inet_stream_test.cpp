@@ -39,7 +39,7 @@ void on_sigusr1(int) {}
 
 struct SignalSetup {
   SignalSetup() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_sigpipe;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, nullptr);
@@ -50,12 +50,12 @@ struct SignalSetup {
 const SignalSetup g_signal_setup;
 
 // Masks measured on Linux 6.18 loopback TCP.
-constexpr unsigned kFresh = POLLOUT | POLLWRNORM | POLLHUP;                          // 0x114
-constexpr unsigned kEstablished = POLLOUT | POLLWRNORM;                              // 0x104
-constexpr unsigned kPeerFin = kEstablished | POLLIN | POLLRDNORM | POLLRDHUP;        // 0x2145
-constexpr unsigned kBothShut = kPeerFin | POLLHUP;                                   // 0x2155
-constexpr unsigned kReset = kBothShut | POLLERR;                                     // 0x215d
-constexpr unsigned kListenerReady = POLLIN | POLLRDNORM;                             // 0x41
+constexpr unsigned kFresh = POLLOUT | POLLWRNORM | POLLHUP;                    // 0x114
+constexpr unsigned kEstablished = POLLOUT | POLLWRNORM;                        // 0x104
+constexpr unsigned kPeerFin = kEstablished | POLLIN | POLLRDNORM | POLLRDHUP;  // 0x2145
+constexpr unsigned kBothShut = kPeerFin | POLLHUP;                             // 0x2155
+constexpr unsigned kReset = kBothShut | POLLERR;                               // 0x215d
+constexpr unsigned kListenerReady = POLLIN | POLLRDNORM;                       // 0x41
 
 sockaddr_in addr4(const char* ip, int port) {
   sockaddr_in a{};
@@ -288,7 +288,7 @@ TEST_P(InetStream, AcceptTruncatesTheAddressAndHonoursFlags) {
   EXPECT_EQ(len, sizeof peer);
   EXPECT_EQ(peer.sin_family, AF_INET);
   EXPECT_EQ(reinterpret_cast<unsigned char*>(&peer)[4], 0x55);  // only 4 bytes copied
-  EXPECT_EQ(api().fcntl(s, F_GETFL, 0) & O_NONBLOCK, 0);  // not inherited from the listener
+  EXPECT_EQ(api().fcntl(s, F_GETFL, 0) & O_NONBLOCK, 0);        // not inherited from the listener
   int s2 = track(api().accept4(l, nullptr, nullptr, SOCK_NONBLOCK));
   EXPECT_NE(api().fcntl(s2, F_GETFL, 0) & O_NONBLOCK, 0);
 }
@@ -614,7 +614,7 @@ struct ConflictCase {
   const char* ip2;
   int reuseaddr2, reuseport2;
   bool listen2;
-  int bind2;    // expected errno of the second bind (0: success)
+  int bind2;     // expected errno of the second bind (0: success)
   int listen2e;  // expected errno of the second listen
 };
 
@@ -622,22 +622,21 @@ TEST_P(InetStream, BindConflictRules) {
   const ConflictCase cases[] = {
       {"same address", AF_INET, "127.0.0.1", 0, 0, false, AF_INET, "127.0.0.1", 0, 0, false,
        EADDRINUSE, 0},
-      {"two loopback addresses", AF_INET, "127.0.0.1", 0, 0, true, AF_INET, "127.0.0.2", 0, 0,
-       true, 0, 0},
-      {"wildcard and specific", AF_INET, "0.0.0.0", 0, 0, false, AF_INET, "127.0.0.1", 0, 0,
-       false, EADDRINUSE, 0},
-      {"reuseaddr, neither listening, then both listen", AF_INET, "127.0.0.1", 1, 0, true,
-       AF_INET, "127.0.0.1", 1, 0, true, 0, EADDRINUSE},
-      {"reuseaddr, second listens first", AF_INET, "127.0.0.1", 1, 0, false, AF_INET,
-       "127.0.0.1", 1, 0, true, 0, 0},
+      {"two loopback addresses", AF_INET, "127.0.0.1", 0, 0, true, AF_INET, "127.0.0.2", 0, 0, true,
+       0, 0},
+      {"wildcard and specific", AF_INET, "0.0.0.0", 0, 0, false, AF_INET, "127.0.0.1", 0, 0, false,
+       EADDRINUSE, 0},
+      {"reuseaddr, neither listening, then both listen", AF_INET, "127.0.0.1", 1, 0, true, AF_INET,
+       "127.0.0.1", 1, 0, true, 0, EADDRINUSE},
+      {"reuseaddr, second listens first", AF_INET, "127.0.0.1", 1, 0, false, AF_INET, "127.0.0.1",
+       1, 0, true, 0, 0},
       {"reuseaddr on one only", AF_INET, "127.0.0.1", 1, 0, false, AF_INET, "127.0.0.1", 0, 0,
        false, EADDRINUSE, 0},
-      {"reuseport group", AF_INET, "127.0.0.1", 0, 1, true, AF_INET, "127.0.0.1", 0, 1, true, 0,
-       0},
-      {"reuseport on the second only", AF_INET, "127.0.0.1", 0, 0, true, AF_INET, "127.0.0.1", 0,
-       1, false, EADDRINUSE, 0},
-      {"reuseport wildcard and specific", AF_INET, "0.0.0.0", 0, 1, true, AF_INET, "127.0.0.1",
-       0, 1, true, 0, 0},
+      {"reuseport group", AF_INET, "127.0.0.1", 0, 1, true, AF_INET, "127.0.0.1", 0, 1, true, 0, 0},
+      {"reuseport on the second only", AF_INET, "127.0.0.1", 0, 0, true, AF_INET, "127.0.0.1", 0, 1,
+       false, EADDRINUSE, 0},
+      {"reuseport wildcard and specific", AF_INET, "0.0.0.0", 0, 1, true, AF_INET, "127.0.0.1", 0,
+       1, true, 0, 0},
       {"v6 wildcard covers v4", AF_INET6, "::", 0, 0, true, AF_INET, "127.0.0.1", 0, 0, false,
        EADDRINUSE, 0},
       {"::1 and 0.0.0.0", AF_INET6, "::1", 0, 0, true, AF_INET, "0.0.0.0", 0, 0, true, 0, 0},

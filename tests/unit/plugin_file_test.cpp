@@ -495,7 +495,7 @@ TEST_F(PluginFile, PrivateBitsAloneAreNotReadiness) {
 
 TEST_F(PluginFile, NullReadOrWriteIsEinval) {
   Watchdog watchdog;  // a read or write here that blocks is a failure
-  Doorbell d;  // no write op
+  Doorbell d;         // no write op
   const int fd = make_doorbell(d);
   ASSERT_GE(fd, 0);
   ring(d);
@@ -542,8 +542,8 @@ TEST_F(PluginFile, NegativeErrnoIsReturnedAsErrno) {
     ssize_t returned;
     int expected_errno;
   } cases[] = {
-      {-ECONNRESET, ECONNRESET}, {-EINTR, EINTR},  {-ENOSPC, ENOSPC}, {-EIO, EIO},
-      {-1, 1 /* EPERM */},       {-4095, 4095},    {-4096, EIO},      {-100000, EIO},
+      {-ECONNRESET, ECONNRESET},  {-EINTR, EINTR}, {-ENOSPC, ENOSPC}, {-EIO, EIO},
+      {-1, 1 /* EPERM */},        {-4095, 4095},   {-4096, EIO},      {-100000, EIO},
       {-(ssize_t{1} << 40), EIO},
   };
   for (const auto& c : cases) {
@@ -855,7 +855,8 @@ TEST_F(PluginFile, CreateFlagsAreReportedByFcntl) {
   const struct {
     int flags;
     int fd_flags;
-  } cases[] = {{0, 0}, {O_CLOEXEC, FD_CLOEXEC}, {O_NONBLOCK, 0}, {O_NONBLOCK | O_CLOEXEC, FD_CLOEXEC}};
+  } cases[] = {
+      {0, 0}, {O_CLOEXEC, FD_CLOEXEC}, {O_NONBLOCK, 0}, {O_NONBLOCK | O_CLOEXEC, FD_CLOEXEC}};
   for (const auto& c : cases) {
     SCOPED_TRACE(testing::Message() << "flags 0x" << std::hex << c.flags);
     Doorbell d;
@@ -1037,9 +1038,9 @@ void spin_until(Cond&& cond) {
 // ringer rings again after kLostWakeupMs and counts the round as lost.
 template <class Hook>
 void race_rings(const char* what, Hook&& hook) {
-  std::atomic<int> ask{0};    // the round the main thread wants to start; -1: stop
-  std::atomic<int> ready{0};  // the round the ringer is ready for, spinning
-  std::atomic<int> go{0};     // the round that starts now
+  std::atomic<int> ask{0};     // the round the main thread wants to start; -1: stop
+  std::atomic<int> ready{0};   // the round the ringer is ready for, spinning
+  std::atomic<int> go{0};      // the round that starts now
   std::atomic<int> offset{0};  // busy-wait before the move: > 0 the hook's, < 0 the ring's
   std::atomic<Doorbell*> bell{nullptr};
   std::mutex mu;
@@ -1112,8 +1113,8 @@ void race_rings(const char* what, Hook&& hook) {
   }
   ask.store(-1, std::memory_order_release);
   ringer.join();
-  std::printf("%s: %d rounds (%d rang after the hook looked), %d lost, %d rescued (aim %d)\n",
-              what, rounds.done(), late, lost, rescued, aim);
+  std::printf("%s: %d rounds (%d rang after the hook looked), %d lost, %d rescued (aim %d)\n", what,
+              rounds.done(), late, lost, rescued, aim);
   EXPECT_EQ(lost, 0) << "of " << rounds.done() << " rounds";
   EXPECT_EQ(rescued, 0) << "of " << rounds.done() << " rounds: slept through the ring";
 }

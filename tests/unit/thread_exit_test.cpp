@@ -32,8 +32,8 @@ Process& process() {
 // item goes and the watch count drops), block in epoll_wait until another thread writes, and
 // create, watch and close a fresh eventfd (allocations, an RCU retirement).
 struct DyingWork {
-  int ep = -1;     // watches `fd`
-  int fd = -1;     // closed by the destructor
+  int ep = -1;       // watches `fd`
+  int fd = -1;       // closed by the destructor
   int wake_ep = -1;  // the destructor waits here...
   int wake_fd = -1;  // ...until the test writes this
   std::atomic<bool>* waiting = nullptr;
@@ -131,7 +131,7 @@ TEST(ThreadExit, LateKeyDestructorClosesWaitsAndAllocates) {
     ev.events = EPOLLIN;
     EXPECT_TRUE(p.epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
     EXPECT_TRUE(p.epoll_wait(ep, &ev, 1, 1));  // nothing ready: it sleeps, with a parker
-    EXPECT_TRUE(p.close(fd));                   // an item and a file retired
+    EXPECT_TRUE(p.close(fd));                  // an item and a file retired
     EXPECT_TRUE(p.close(ep));
   }).join();
   static pthread_key_t key;

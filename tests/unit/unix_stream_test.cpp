@@ -40,7 +40,7 @@ void on_sigusr1(int) {}
 // SIGPIPE counted by a handler; SIGUSR1 interrupts blocking calls (no SA_RESTART).
 struct SignalSetup {
   SignalSetup() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_sigpipe;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, nullptr);
@@ -107,10 +107,10 @@ INSTANTIATE_TEST_SUITE_P(Backends, UnixStream,
                          api_name);
 
 // Masks measured on Linux 6.18.
-constexpr unsigned kWritable = POLLOUT | POLLWRNORM | POLLWRBAND;             // 0x304
-constexpr unsigned kRdhup = kWritable | POLLIN | POLLRDNORM | POLLRDHUP;      // 0x2345
-constexpr unsigned kHup = kRdhup | POLLHUP;                                   // 0x2355
-constexpr unsigned kReset = kHup | POLLERR;                                   // 0x235d
+constexpr unsigned kWritable = POLLOUT | POLLWRNORM | POLLWRBAND;         // 0x304
+constexpr unsigned kRdhup = kWritable | POLLIN | POLLRDNORM | POLLRDHUP;  // 0x2345
+constexpr unsigned kHup = kRdhup | POLLHUP;                               // 0x2355
+constexpr unsigned kReset = kHup | POLLERR;                               // 0x235d
 
 TEST_P(UnixStream, FreshPairIsWritableOnly) {
   EXPECT_EQ(mask(sv_[0]), kWritable);

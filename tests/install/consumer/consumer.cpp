@@ -1,7 +1,7 @@
 // Built against the installed package through find_package(uepoll) as C++20: the C API and the
 // C++ API (a Process of its own, next to the global one behind the C API). Exit 0 on success.
-#include <uepoll/process.hpp>
 #include <uepoll/uepoll.h>
+#include <uepoll/process.hpp>
 
 #include <sys/eventfd.h>  // EFD_NONBLOCK
 
