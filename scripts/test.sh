@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the layout of the C++ sources (.clang-format), then builds and runs every test suite:
-# the debug build (warnings as errors), the Clang build with thread-safety analysis,
-# AddressSanitizer+UBSan and ThreadSanitizer. Installs what is missing.
+# the debug build (warnings as errors), the Clang build with thread-safety analysis (and
+# clang-tidy's checks, .clang-tidy), AddressSanitizer+UBSan and ThreadSanitizer. Installs what
+# is missing.
 #   scripts/test.sh            all of it (what CI runs)
 #   scripts/test.sh debug      one preset only (debug, clang-tsa, asan-ubsan, tsan)
 set -euo pipefail
@@ -19,6 +20,10 @@ for preset in "${presets[@]}"; do
   echo "=== ${preset}: build"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j"$jobs"
+  if [[ "$preset" == clang-tsa ]]; then
+    echo "=== clang-tidy (scripts/check-tidy.sh)"
+    scripts/check-tidy.sh build/clang-tsa
+  fi
   echo "=== ${preset}: test"
   ctest --preset "$preset" -j"$jobs"
 done

@@ -344,7 +344,7 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
   if (spec.deadline != nullptr) {
     left = time_left(*spec.deadline);
   }
-  int n = sys::calls.ppoll(pfd, static_cast<nfds_t>(1 + extra),
+  int n = sys::calls.ppoll(pfd, 1 + static_cast<nfds_t>(extra),
                            spec.deadline != nullptr ? &left : nullptr, spec.sigmask);
   if (n < 0) {
     switch (errno) {
