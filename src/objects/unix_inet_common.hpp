@@ -7,6 +7,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -25,8 +26,8 @@ constexpr unsigned kSendShutdown = 2;
 constexpr unsigned kShutdownMask = 3;
 
 /// Wake-up keys, as Linux's socket callbacks pass them.
-constexpr std::uint32_t kDataReadyKey = 0x001 | 0x002 | 0x040 | 0x080;  // IN|PRI|RDNORM|RDBAND
-constexpr std::uint32_t kWriteSpaceKey = 0x004 | 0x100 | 0x200;         // OUT|WRNORM|WRBAND
+constexpr std::uint32_t kDataReadyKey = EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND;
+constexpr std::uint32_t kWriteSpaceKey = EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
 
 /// One contiguous piece of queued data; the payload follows the header in the same allocation.
 struct Chunk {

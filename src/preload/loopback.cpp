@@ -244,7 +244,7 @@ bool connect_in_process(int fd, const sockaddr* addr, socklen_t len, int* rc) no
 }
 
 int accept_either(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
-  if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) {
+  if ((flags & ~sys::kSocketFlags) != 0) {
     return fail(EINVAL);
   }
   Inside inside;

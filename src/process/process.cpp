@@ -254,9 +254,9 @@ Result<void> Process::pipe2(int fds[2], int flags) noexcept {
 }
 
 Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
-  const int flags = type & ~0xf;
-  type &= 0xf;
-  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+  const int flags = type & ~sys::kSocketTypeMask;
+  type &= sys::kSocketTypeMask;
+  if ((flags & ~sys::kSocketFlags) != 0) {
     return Error{EINVAL};
   }
   if (domain < 0 || domain >= AF_MAX) {
@@ -296,9 +296,9 @@ Result<void> Process::socketpair(int domain, int type, int protocol, int sv[2]) 
 }
 
 Result<int> Process::socket(int domain, int type, int protocol) noexcept {
-  const int flags = type & ~0xf;
-  type &= 0xf;
-  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+  const int flags = type & ~sys::kSocketTypeMask;
+  type &= sys::kSocketTypeMask;
+  if ((flags & ~sys::kSocketFlags) != 0) {
     return Error{EINVAL};
   }
   if (domain < 0 || domain >= AF_MAX) {
@@ -339,7 +339,7 @@ Result<int> Process::accept4(int fd, sockaddr* addr, socklen_t* len, int flags) 
   if (!f) {
     return Error{EBADF};
   }
-  if ((flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) != 0) {
+  if ((flags & ~sys::kSocketFlags) != 0) {
     return Error{EINVAL};  // before ENOTSOCK, as on Linux 6.x
   }
   Result<Ref<File>> conn =

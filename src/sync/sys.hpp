@@ -7,10 +7,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
 namespace uepoll::sys {
+
+/// socket()'s `type`: the type in the low bits (Linux's SOCK_TYPE_MASK), flags above them.
+constexpr int kSocketTypeMask = 0xf;
+/// The flags socket(), socketpair() and accept4() accept.
+constexpr int kSocketFlags = SOCK_NONBLOCK | SOCK_CLOEXEC;
 
 struct Calls {
   int (*close)(int fd);
