@@ -438,7 +438,8 @@ int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
   if (libc().socketpair(domain, type, protocol, sv) != 0) {
     return -1;  // the kernel's errno, in its order
   }
-  if (!config().objects || domain != AF_UNIX || (type & sys::kSocketTypeMask) != SOCK_STREAM) {
+  if (!config().objects || domain != AF_UNIX ||
+      (type & uepoll::sys::kSocketTypeMask) != SOCK_STREAM) {
     return 0;
   }
   Inside inside;
