@@ -1,4 +1,4 @@
-// Pieces shared by the two stream-socket objects (unix_stream.cpp, inet_stream.cpp): a chunked
+// Pieces shared by the two stream-socket objects (unix_stream.cpp, inet/): a chunked
 // byte queue, the getsockopt/setsockopt/sockaddr copy conventions of Linux's socket layer, the
 // SOL_SOCKET options every socket has, host sysctl defaults, and the SIGPIPE rule.
 //

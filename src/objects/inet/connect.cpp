@@ -1,0 +1,594 @@
+// Connecting: the address, the automatic binding, finding the listener, the handshake
+// (establish), waiting for it, and undoing a connection.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "objects/inet/socket.hpp"
+#include "sync/fault_injection.hpp"
+#include "sync/mix.hpp"
+
+namespace uepoll::inet {
+
+Result<Endpoint> InetSocket::parse_connect_address(const sockaddr* addr,
+                                                   socklen_t len) const noexcept {
+  Endpoint e;
+  if (family_ == AF_INET) {
+    if (len < sizeof(sockaddr_in)) {
+      return Error{EINVAL};
+    }
+    sockaddr_in in;
+    std::memcpy(&in, addr, sizeof in);
+    if (in.sin_family != AF_INET) {
+      return Error{EAFNOSUPPORT};
+    }
+    std::uint32_t v4 = in.sin_addr.s_addr;
+    if (v4 == htonl(INADDR_ANY)) {
+      v4 = htonl(INADDR_LOOPBACK);  // Linux sends a connect to 0.0.0.0 to the local host
+    }
+    if (!is_loopback4(v4)) {
+      return Error{ENETUNREACH};  // only the loopback network exists here
+    }
+    e.addr = mapped(v4);
+    e.port = ntohs(in.sin_port);
+    return e;
+  }
+  if (len < 24) {
+    return Error{EINVAL};
+  }
+  sockaddr_in6 in6{};
+  std::memcpy(&in6, addr, std::min<std::size_t>(len, sizeof in6));
+  if (in6.sin6_family != AF_INET6) {
+    return Error{EAFNOSUPPORT};
+  }
+  e.addr = from_in6(in6.sin6_addr);
+  e.port = ntohs(in6.sin6_port);
+  if (is_any6(e.addr)) {
+    e.addr = is_mapped(bind_.addr) && bind_.in_table ? kLoopback4 : kLoopback6;
+  }
+  if (is_mapped(e.addr)) {
+    if (tcp_.v6only.load(std::memory_order_relaxed) != 0) {
+      return Error{ENETUNREACH};
+    }
+    std::uint32_t v4 = v4_of(e.addr);
+    if (v4 == htonl(INADDR_ANY)) {
+      e.addr = kLoopback4;
+    } else if (!is_loopback4(v4)) {
+      return Error{ENETUNREACH};
+    }
+    return e;
+  }
+  if (!is_loopback6(e.addr)) {
+    return Error{ENETUNREACH};
+  }
+  return e;
+}
+
+Result<void> InetSocket::autobind_for_connect(const Endpoint& dst, Endpoint* local) noexcept {
+  const IpAddr src = is_mapped(dst.addr) ? kLoopback4 : kLoopback6;
+  if (bind_.in_table) {
+    // Bound by bind(): a wildcard address becomes the source address.
+    if (is_any4(bind_.addr) || is_any6(bind_.addr)) {
+      PortSlot& slot = g_ports[bind_.port];
+      SpinGuard guard(slot.lock);
+      bind_.addr = src;
+    }
+    local->addr = bind_.addr;
+    local->port = bind_.port;
+    return {};
+  }
+  fill_binding(src);
+  bind_.autobound = true;
+  bind_.raddr = dst.addr;
+  bind_.rport = dst.port;
+  std::uint16_t port = scan_ephemeral(0, [&](std::uint16_t p) noexcept {
+    PortSlot& slot = g_ports[p];
+    SpinGuard guard(slot.lock);
+    if (slot.listeners != nullptr) {
+      return false;
+    }
+    for (const Binding* e = slot.bound; e != nullptr; e = e->next) {
+      if (!e->autobound || (e->addr == src && e->raddr == dst.addr && e->rport == dst.port)) {
+        return false;
+      }
+    }
+    bind_.port = p;
+    list_add(slot.bound, &bind_);
+    return true;
+  });
+  if (port == 0) {
+    return Error{EADDRNOTAVAIL};
+  }
+  bind_.in_table = true;
+  local->addr = src;
+  local->port = port;
+  return {};
+}
+
+// Finds the listener for `dst` (Linux's two-stage lookup: exact address, then wildcard; a
+// SO_REUSEPORT group spreads by a hash of the client's end). Returns its queue with a reference.
+AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept {
+  PortSlot& slot = g_ports[dst.port];
+  const bool v4 = is_mapped(dst.addr);
+  SpinGuard guard(slot.lock);
+  const Binding* best = nullptr;
+  int best_score = 0;
+  for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
+    int score = 0;
+    if (v4) {
+      if (b->addr == dst.addr) {
+        score = 10;
+      } else if (is_any4(b->addr) || (b->family == AF_INET6 && is_any6(b->addr) && !b->v6only)) {
+        score = 1;
+      } else {
+        continue;
+      }
+      score += b->family == AF_INET ? 2 : 1;
+    } else {
+      if (b->family != AF_INET6) {
+        continue;
+      }
+      if (b->addr == dst.addr) {
+        score = 10;
+      } else if (is_any6(b->addr)) {
+        score = 1;
+      } else {
+        continue;
+      }
+    }
+    if (score > best_score) {
+      best = b;
+      best_score = score;
+    }
+  }
+  if (best == nullptr) {
+    return nullptr;
+  }
+  if (best->reuseport) {
+    auto same_group = [best](const Binding* b) {
+      return b->reuseport && b->family == best->family && b->v6only == best->v6only &&
+             b->addr == best->addr;
+    };
+    std::uint32_t members = 0;
+    for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
+      members += same_group(b) ? 1 : 0;
+    }
+    const std::uint64_t h = mix_bits(src.port * 0x9e3779b9U ^ v4_of(src.addr) ^ dst.port);
+    std::uint64_t pick = h % members;
+    for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
+      if (same_group(b) && pick-- == 0) {
+        best = b;
+        break;
+      }
+    }
+  }
+  AcceptQueue* aq = best->aq;
+  aq->get();
+  return aq;
+}
+
+// Each direction's limit (see "Buffers" at the top): autotuned unless the writer's send buffer
+// or the reader's receive buffer was set; then the two buffers, the other one at its default.
+void InetSocket::tune(InetConn& c) noexcept {
+  for (int k = 0; k < 2; ++k) {
+    const InetSocket* reader = c.side[k].sock;
+    const InetSocket* writer = c.side[1 - k].sock;
+    const int snd = writer != nullptr ? writer->opts_.sndbuf.load(std::memory_order_relaxed)
+                                      : tcp_sndbuf_default();
+    const int rcv = reader != nullptr ? reader->opts_.rcvbuf.load(std::memory_order_relaxed)
+                                      : tcp_rcvbuf_default();
+    StreamLimit limit;
+    if (snd != tcp_sndbuf_default() || rcv != tcp_rcvbuf_default()) {
+      limit.hold = std::min(kStreamLimit, static_cast<std::size_t>(snd) + rcv);
+      limit.writable = limit.hold * 2 / 3;
+    }
+    c.side[k].limit = limit;
+  }
+}
+
+void InetSocket::retune() noexcept {
+  int s;
+  if (InetConn* c = conn(&s); c != nullptr) {
+    SpinGuard guard(c->lock);
+    tune(*c);
+  }
+}
+
+// Creates the server side of a connection from `client` and queues it on `aq`, or parks the
+// client when the queue is full. The caller holds references on the client and on `aq`.
+InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
+                                          const Endpoint& dst) noexcept {
+  int family;
+  {
+    SpinGuard guard(aq->lock);
+    if (!aq->listening || aq->owner == nullptr) {
+      return Outcome::kRefused;
+    }
+    family = aq->owner->family_;
+  }
+  auto* conn = detail::try_new<InetConn>();
+  InetSocket* child = conn != nullptr ? detail::try_new<InetSocket>(family, 0) : nullptr;
+  if (child == nullptr) {
+    delete conn;
+    return Outcome::kNoMemory;
+  }
+  Endpoint client_end;
+  {
+    SpinGuard guard(client->lock_);
+    client_end = client->local_;
+  }
+  // The accepted socket: its local end is the address the client reached (an AF_INET6 listener
+  // sees IPv4 peers as mapped addresses, which is how both are stored already).
+  {
+    SpinGuard guard(child->lock_);
+    child->local_ = dst;
+    child->remote_ = client_end;
+    child->ss_ = Ss::kConnected;
+    child->mode_ = Mode::kConn;
+  }
+  {
+    SpinGuard guard(conn->lock);
+    conn->side[0].sock = client;
+    conn->side[1].sock = child;
+    tune(*conn);
+  }
+  Binding& cb = child->bind_;
+  cb.addr = dst.addr;
+  cb.family = family;
+  cb.port = dst.port;
+  child->bound_explicitly_ = true;
+
+  Outcome outcome;
+  InetSocket* listener = nullptr;
+  {
+    SpinGuard guard(aq->lock);
+    InetSocket* owner = aq->owner;
+    SpinGuard client_guard(client->lock_);
+    if (!aq->listening || owner == nullptr) {
+      outcome = Outcome::kRefused;
+    } else if (client->mode_ != Mode::kSynSent) {
+      outcome = Outcome::kCancelled;  // the client gave up while it was parked
+    } else if (aq->count.load(std::memory_order_relaxed) > aq->backlog) {
+      outcome = Outcome::kPending;
+      if (!client->on_pending_) {
+        client->on_pending_ = true;
+        client->aq_next_ = nullptr;
+        if (aq->pend_tail == nullptr) {
+          aq->pend_head = client;
+        } else {
+          aq->pend_tail->aq_next_ = client;
+        }
+        aq->pend_tail = client;
+      }
+      if (client->pending_aq_ != aq) {
+        aq->get();
+        client->pending_aq_ = aq;
+      }
+    } else {
+      outcome = Outcome::kEstablished;
+      // Options are inherited from the listener (Linux clones the listening socket).
+      child->opts_.copy_from(owner->opts_);
+      child->tcp_.copy_from(owner->tcp_);
+      cb.v6only = family == AF_INET6 && child->tcp_.v6only.load(std::memory_order_relaxed) != 0;
+      cb.reuseaddr = child->opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
+      cb.reuseport = child->opts_.reuseport.load(std::memory_order_relaxed) != 0;
+      {
+        // The accepted socket holds the listener's port, as on Linux (bind conflicts). It is in
+        // the table before anyone can reach (and close) it.
+        PortSlot& slot = g_ports[dst.port];
+        SpinGuard slot_guard(slot.lock);
+        list_add(slot.bound, &cb);
+        cb.in_table = true;
+      }
+      child->conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn) | 1,
+                              std::memory_order_release);
+      if (aq->tail == nullptr) {
+        aq->head = child;
+      } else {
+        aq->tail->aq_next_ = child;
+      }
+      aq->tail = child;
+      aq->count.fetch_add(1, std::memory_order_release);
+      client->mode_ = Mode::kConn;
+      client->remote_ = dst;
+      client->conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn), std::memory_order_release);
+      if (client->pending_aq_ == aq) {
+        client->pending_aq_ = nullptr;
+        aq->refs.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds one
+      }
+      listener = grab(owner);
+    }
+  }
+  if (outcome != Outcome::kEstablished) {
+    // Nothing was published: the child and the connection go away quietly.
+    {
+      SpinGuard guard(child->lock_);
+      child->mode_ = Mode::kClosed;
+    }
+    delete conn;
+    child->put();
+    return outcome;
+  }
+  if (listener != nullptr) {
+    listener->accept_wait_.wake(EPOLLIN);
+    wake_and_put(listener, kDataReadyKey);
+  }
+  client->queue_.wake_all(0);
+  return outcome;
+}
+
+// A parked or connecting client whose listener went away: ECONNREFUSED, as Linux's RST gives.
+void InetSocket::refuse(AcceptQueue* aq) noexcept {
+  bool drop_ref = false;
+  {
+    SpinGuard guard(lock_);
+    if (pending_aq_ == aq) {
+      pending_aq_ = nullptr;
+      drop_ref = true;
+    }
+    if (mode_ == Mode::kSynSent) {
+      mode_ = Mode::kClosed;
+      err_ = ECONNREFUSED;
+      shut_ = kShutdownMask;
+    }
+  }
+  if (drop_ref) {
+    aq->put();
+  }
+  queue_.wake_all(0);
+}
+
+// Gives up a parked connect (close, shutdown, AF_UNSPEC). Returns whether a connect was in
+// progress (it may have completed just before: then the socket is connected).
+bool InetSocket::cancel_pending() noexcept {
+  AcceptQueue* aq;
+  bool cancelled = false;
+  {
+    SpinGuard guard(lock_);
+    aq = std::exchange(pending_aq_, nullptr);
+    if (mode_ == Mode::kSynSent) {
+      mode_ = Mode::kClosed;
+      cancelled = true;
+    }
+  }
+  if (aq == nullptr) {
+    return cancelled;
+  }
+  {
+    SpinGuard guard(aq->lock);
+    if (on_pending_) {
+      InetSocket* prev = nullptr;
+      for (InetSocket* c = aq->pend_head; c != nullptr; prev = c, c = c->aq_next_) {
+        if (c == this) {
+          (prev == nullptr ? aq->pend_head : prev->aq_next_) = aq_next_;
+          if (aq->pend_tail == this) {
+            aq->pend_tail = prev;
+          }
+          break;
+        }
+      }
+      on_pending_ = false;
+      aq_next_ = nullptr;
+    }
+  }
+  aq->put();
+  return cancelled;
+}
+
+// Detaches the socket from its connection (connect(AF_UNSPEC), or a failed connect being
+// cleaned up): `abort` resets the peer. The connection object is kept until release() because
+// lock-free readers may still hold it. Returns whether the connection was still open.
+bool InetSocket::disconnect_conn(bool abort) noexcept {
+  InetConn* c;
+  int s;
+  {
+    SpinGuard guard(lock_);
+    std::uintptr_t bits = conn_bits_.exchange(0, std::memory_order_acq_rel);
+    c = reinterpret_cast<InetConn*>(bits & ~std::uintptr_t{1});
+    s = static_cast<int>(bits & 1);
+    if (c != nullptr) {
+      c->retired_next = retired_;
+      retired_ = c;
+    }
+    mode_ = Mode::kClosed;
+    shut_ = 0;
+    err_ = 0;
+  }
+  if (c == nullptr) {
+    return false;
+  }
+  InetSocket* peer = nullptr;
+  Chunk* purged;
+  bool was_open;
+  {
+    SpinGuard guard(c->lock);
+    InetConn::Side& me = c->side[s];
+    InetConn::Side& other = c->side[1 - s];
+    me.sock = nullptr;
+    purged = me.rx.take_all();
+    was_open = !me.closed;
+    if (abort && !me.closed && other.sock != nullptr) {
+      reset_side(other);
+      peer = grab(other.sock);
+    }
+    me.closed = true;
+  }
+  Chunk::destroy_list(purged);
+  wake_and_put(peer, 0);
+  return was_open;
+}
+
+// Drops connect()'s automatic binding (op_mu_ held): the socket is unbound again.
+void InetSocket::forget_autobind() noexcept {
+  if (bound_explicitly_ || !bind_.in_table) {
+    return;
+  }
+  remove_binding();
+  SpinGuard guard(lock_);
+  local_ = Endpoint{};
+  local_.addr = family_ == AF_INET ? mapped(0) : IpAddr{};
+}
+
+// The sock_error path of Linux's connect: report the error (or ECONNABORTED) and go back to a
+// fresh unconnected socket.
+Result<void> InetSocket::connect_error() noexcept {
+  int err = 0;
+  int s;
+  if (InetConn* c = conn(&s); c != nullptr) {
+    SpinGuard guard(c->lock);
+    err = std::exchange(c->side[s].err, 0);
+  }
+  {
+    SpinGuard guard(lock_);
+    if (err == 0) {
+      err = std::exchange(err_, 0);
+    }
+    ss_ = Ss::kUnconnected;
+  }
+  disconnect_conn(false);
+  forget_autobind();
+  return Error{err != 0 ? err : ECONNABORTED};
+}
+
+// Waits for a connect in progress (Linux's inet_wait_for_connect and what follows it).
+// `already_error` is what a non-blocking call returns while the handshake is still going.
+Result<void> InetSocket::wait_connect(bool dont_wait, int already_error) noexcept {
+  Timeout timeout = socket_timeout(sndtimeo());
+  dont_wait = dont_wait || timeout.is_zero();
+  enum class State { kWaiting, kDone, kFailed };
+  auto state = [&]() noexcept {
+    SpinGuard guard(lock_);
+    if (mode_ == Mode::kSynSent) {
+      return State::kWaiting;
+    }
+    int s;
+    InetConn* c = conn(&s);
+    if (c == nullptr) {
+      return State::kFailed;  // refused
+    }
+    SpinGuard conn_guard(c->lock);
+    if (c->side[s].closed) {
+      return State::kFailed;  // reset before the caller saw the connection
+    }
+    ss_ = Ss::kConnected;
+    return State::kDone;
+  };
+  for (Waiter waiter;;) {
+    State st = state();
+    if (st == State::kWaiting) {
+      if (dont_wait) {
+        return Error{already_error};
+      }
+      waiter.arm(queue_);
+      st = state();
+      if (st == State::kWaiting) {
+        if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
+          return Error{slept.error() == ETIMEDOUT ? EINPROGRESS : slept.error()};
+        }
+        continue;
+      }
+    }
+    if (st == State::kDone) {
+      return {};
+    }
+    MutexLock op(op_mu_);
+    return connect_error();
+  }
+}
+
+Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags flags) noexcept {
+  if (Result<void> r = check_sockaddr_in(addr, len); !r) {
+    return r;
+  }
+  if (len < sizeof(sa_family_t)) {
+    return Error{EINVAL};
+  }
+  const bool dont_wait = flags.dont_wait();
+  Endpoint dst;
+  Endpoint src;
+  AcceptQueue* aq = nullptr;
+  bool first = false;
+  {
+    MutexLock op(op_mu_);
+    if (addr->sa_family == AF_UNSPEC) {
+      // Linux's disconnect: a listener stops, a pending connect is dropped, a connection is
+      // reset; the socket can then connect again.
+      // Aborting a connection or a handshake leaves ECONNRESET in SO_ERROR, as on Linux.
+      stop_listening(false);
+      const bool was_connecting = cancel_pending();
+      const bool was_open = disconnect_conn(true);
+      forget_autobind();
+      {
+        SpinGuard guard(lock_);
+        ss_ = Ss::kUnconnected;
+        mode_ = Mode::kClosed;
+        shut_ = 0;
+        err_ = was_connecting || was_open ? ECONNRESET : 0;
+      }
+      queue_.wake_all(0);
+      return {};
+    }
+    Ss ss;
+    {
+      SpinGuard guard(lock_);
+      ss = ss_;
+      if (ss == Ss::kUnconnected && (mode_ != Mode::kClosed || conn_bits_.load() != 0)) {
+        return Error{EISCONN};  // a listener
+      }
+    }
+    switch (ss) {
+      case Ss::kConnected: return Error{EISCONN};
+      case Ss::kDisconnecting: return Error{EINVAL};
+      case Ss::kConnecting: break;
+      case Ss::kUnconnected: {
+        Result<Endpoint> d = parse_connect_address(addr, len);
+        if (!d) {
+          return Error{d.error()};
+        }
+        dst = d.value();
+        first = true;
+        if (Result<void> r = autobind_for_connect(dst, &src); !r) {
+          return r;
+        }
+        {
+          SpinGuard guard(lock_);
+          local_ = src;
+          remote_ = dst;
+          ss_ = Ss::kConnecting;
+          mode_ = Mode::kSynSent;
+          shut_ = 0;
+          err_ = 0;
+        }
+        aq = lookup_listener(dst, src);
+        Outcome o = aq != nullptr ? establish(this, aq, dst) : Outcome::kRefused;
+        if (aq != nullptr) {
+          aq->put();
+        }
+        if (o == Outcome::kNoMemory || o == Outcome::kRefused) {
+          // Linux gives back the automatic port when a connect fails.
+          forget_autobind();
+          SpinGuard guard(lock_);
+          mode_ = Mode::kClosed;
+          if (o == Outcome::kNoMemory || !dont_wait) {
+            // A blocking connect reports the refusal and leaves a fresh socket.
+            ss_ = Ss::kUnconnected;
+            return Error{o == Outcome::kNoMemory ? ENOBUFS : ECONNREFUSED};
+          }
+          err_ = ECONNREFUSED;  // a non-blocking one reports it through SO_ERROR / EPOLLERR
+          shut_ = kShutdownMask;
+        }
+        if (o == Outcome::kRefused) {
+          queue_.wake_all(0);
+        }
+        if (dont_wait) {
+          return Error{EINPROGRESS};
+        }
+        break;
+      }
+    }
+  }
+  // A connect in progress (a blocking first call, or a second connect() on one).
+  return wait_connect(dont_wait, first ? EINPROGRESS : EALREADY);
+}
+
+}  // namespace uepoll::inet

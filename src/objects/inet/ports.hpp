@@ -1,0 +1,155 @@
+// The port table of the in-process AF_INET/AF_INET6 sockets: one slot per port, each with its
+// listening and its other bindings, and Linux's rules for who may share a port.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+
+#include "objects/inet/address.hpp"
+#include "objects/unix_inet_common.hpp"
+#include "uepoll/sync.hpp"
+
+namespace uepoll::inet {
+
+using namespace sockcommon;  // the sockets' shared rules, this family's own
+
+class InetSocket;
+struct AcceptQueue;
+
+struct Binding {
+  // --- guarded by the slot's lock ---
+  Binding* prev = nullptr;
+  Binding* next = nullptr;
+  IpAddr addr{};
+  bool listening = false;
+  bool reuseaddr = false;
+  bool reuseport = false;
+  AcceptQueue* aq = nullptr;  // while listening
+  // --- fixed while in the table ---
+  InetSocket* owner = nullptr;
+  std::uint16_t port = 0;
+  int family = AF_INET;
+  bool v6only = false;
+  bool autobound = false;  // connect()'s automatic binding: shares the port by 4-tuple
+  IpAddr raddr{};          // for autobound: the remote end
+  std::uint16_t rport = 0;
+  // --- the owner's ---
+  bool in_table = false;
+};
+
+struct PortSlot {
+  SpinLock lock;
+  Binding* listeners UEPOLL_GUARDED_BY(lock) = nullptr;
+  Binding* bound UEPOLL_GUARDED_BY(lock) = nullptr;
+};
+
+inline PortSlot g_ports[65536];
+
+inline void list_add(Binding*& head, Binding* b) noexcept {
+  b->prev = nullptr;
+  b->next = head;
+  if (head != nullptr) {
+    head->prev = b;
+  }
+  head = b;
+}
+
+inline void list_del(Binding*& head, Binding* b) noexcept {
+  if (b->prev != nullptr) {
+    b->prev->next = b->next;
+  } else {
+    head = b->next;
+  }
+  if (b->next != nullptr) {
+    b->next->prev = b->prev;
+  }
+  b->prev = nullptr;
+  b->next = nullptr;
+}
+
+// The IPv4 and IPv6 addresses a binding answers for.
+struct Coverage {
+  bool v4 = false;
+  bool v4_any = false;
+  bool v6 = false;
+  bool v6_any = false;
+};
+
+inline Coverage coverage(const Binding& b) noexcept {
+  Coverage c;
+  if (b.family == AF_INET || is_mapped(b.addr)) {
+    c.v4 = true;
+    c.v4_any = is_any4(b.addr);
+  } else if (is_any6(b.addr)) {
+    c.v6 = true;
+    c.v6_any = true;
+    c.v4 = !b.v6only;
+    c.v4_any = !b.v6only;
+  } else {
+    c.v6 = true;
+  }
+  return c;
+}
+
+inline bool addresses_overlap(const Binding& a, const Binding& b) noexcept {
+  Coverage ca = coverage(a);
+  Coverage cb = coverage(b);
+  if (ca.v4 && cb.v4 && (ca.v4_any || cb.v4_any || a.addr == b.addr)) {
+    return true;
+  }
+  return ca.v6 && cb.v6 && (ca.v6_any || cb.v6_any || a.addr == b.addr);
+}
+
+// Linux's bind conflict rule for a new binding `b` (listening or not) against an existing `e`.
+inline bool conflicts(const Binding& b, const Binding& e) noexcept {
+  if (&b == &e || !addresses_overlap(b, e)) {
+    return false;
+  }
+  if (b.reuseaddr && e.reuseaddr && !e.listening) {
+    return false;
+  }
+  return !(b.reuseport && e.reuseport);
+}
+
+inline bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept UEPOLL_REQUIRES(slot.lock) {
+  for (const Binding* e = slot.listeners; e != nullptr; e = e->next) {
+    if (conflicts(b, *e)) {
+      return true;
+    }
+  }
+  for (const Binding* e = slot.bound; e != nullptr; e = e->next) {
+    if (conflicts(b, *e)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Scans the ephemeral range, `first_parity` ports first, until `try_port` accepts one; returns
+/// it, or 0. Each thread starts at a random point and then goes on from its last pick, so that
+/// its successive connections touch neighbouring (cached) slots of the port table.
+template <class Try>
+std::uint16_t scan_ephemeral(int first_parity, Try&& try_port) noexcept {
+  thread_local std::uint32_t cursor = random32();
+  int low;
+  int high;
+  local_port_range(&low, &high);
+  const std::uint32_t n = static_cast<std::uint32_t>(high - low + 1);
+  const std::uint32_t start = cursor;
+  for (int pass = 0; pass < 2; ++pass) {
+    const int parity = pass == 0 ? first_parity : 1 - first_parity;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint32_t offset = (start + i) % n;
+      const int port = low + static_cast<int>(offset);
+      if ((port & 1) == parity && try_port(static_cast<std::uint16_t>(port))) {
+        cursor = offset + 1;
+        return static_cast<std::uint16_t>(port);
+      }
+    }
+  }
+  return 0;
+}
+
+
+}  // namespace uepoll::inet
