@@ -149,11 +149,42 @@ class WakeBatch {
   std::atomic<Kickable*>* tail_link_ = nullptr;
 };
 
+/// A wait's timeout: none, zero (never sleep), or a length. The length becomes an absolute
+/// CLOCK_MONOTONIC deadline when the call first has to sleep, so that a call that finds its
+/// events at once never reads the clock.
+class Timeout {
+ public:
+  static Timeout none() noexcept { return Timeout(Kind::kNone, {}); }
+  static Timeout zero() noexcept { return Timeout(Kind::kZero, {}); }
+  /// `length` is a valid timespec; zero length is zero().
+  static Timeout after(const timespec& length) noexcept {
+    return length.tv_sec == 0 && length.tv_nsec == 0 ? zero() : Timeout(Kind::kLength, length);
+  }
+  static Timeout after_ms(long ms) noexcept;  // ms < 0: none
+  /// An absolute CLOCK_MONOTONIC deadline computed by the caller.
+  static Timeout at(const timespec& deadline) noexcept {
+    return Timeout(Kind::kDeadline, deadline);
+  }
+
+  bool is_zero() const noexcept { return kind_ == Kind::kZero; }
+  /// The deadline, fixed on first use; null when there is none (or the timeout is zero).
+  const timespec* deadline() noexcept;
+
+ private:
+  enum class Kind : unsigned char { kNone, kZero, kLength, kDeadline };
+  Timeout(Kind kind, const timespec& t) noexcept : kind_(kind), time_(t) {}
+  Kind kind_;
+  timespec time_;  // the length, then the deadline
+};
+
+/// How a blocked thread is woken: by every wake-up of its queue, or as an exclusive waiter, of
+/// which one wake-up wakes only one (accept(), EPOLLEXCLUSIVE).
+enum class Waiting : bool { kShared, kExclusive };
+
 /// A thread's hook on one WaitQueue while it blocks; unhooks itself on destruction.
 class Waiter {
  public:
-  /// `exclusive`: one wake-up of the queue wakes only one exclusive waiter (accept()).
-  explicit Waiter(bool exclusive = false) noexcept;
+  explicit Waiter(Waiting waiting = Waiting::kShared) noexcept;
   ~Waiter() { WaitQueue::remove(hook_); }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
@@ -175,14 +206,17 @@ class Waiter {
 };
 
 /// The loop of a blocking call. `attempt()` returns the call's result, or an empty optional when
-/// it would block. A would-block ends a non-waiting call (`dont_wait`) as `stopped(EAGAIN)`;
-/// otherwise the thread hooks itself on `queue`, tries once more (so a wake-up between the two
-/// tries is not lost) and sleeps; a sleep ended by a signal handler or by `deadline` tries once
-/// more and then ends the call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
+/// it would block; it may make partial progress first (a write that queued some bytes), which
+/// `stopped` then reports. A would-block ends a non-waiting call (`dont_wait`) as
+/// `stopped(EAGAIN)`; otherwise the thread hooks itself on `queue`, tries once more (so a wake-up
+/// between the two tries is not lost) and sleeps; a sleep ended by a signal handler or by the
+/// timeout tries once more and then ends the call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
+/// The timeout's deadline is fixed at its first sleep (here or in an earlier wait of the same
+/// call), so a call that never sleeps never reads the clock.
 template <class T, class Attempt, class Stopped>
-Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, Attempt&& attempt,
-                   Stopped&& stopped) noexcept {
-  for (Waiter waiter;;) {
+Result<T> block_on(WaitQueue& queue, bool dont_wait, Timeout& timeout, Attempt&& attempt,
+                   Stopped&& stopped, Waiting waiting = Waiting::kShared) noexcept {
+  for (Waiter waiter(waiting);;) {
     if (auto r = attempt()) {
       return *r;
     }
@@ -193,7 +227,7 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, A
     if (auto r = attempt()) {
       return *r;
     }
-    if (Result<void> slept = waiter.sleep(deadline); !slept) {
+    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
       if (auto r = attempt()) {
         return *r;  // what arrived with the signal or the deadline wins, as on Linux
       }
@@ -202,29 +236,13 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, const timespec* deadline, A
   }
 }
 
-/// A wait's timeout: none, zero (never sleep), or a length. The length becomes an absolute
-/// CLOCK_MONOTONIC deadline when the call first has to sleep, so that a call that finds its
-/// events at once never reads the clock.
-class Timeout {
- public:
-  static Timeout none() noexcept { return Timeout(Kind::kNone, {}); }
-  static Timeout zero() noexcept { return Timeout(Kind::kZero, {}); }
-  /// `length` is a valid timespec; zero length is zero().
-  static Timeout after(const timespec& length) noexcept {
-    return length.tv_sec == 0 && length.tv_nsec == 0 ? zero() : Timeout(Kind::kLength, length);
-  }
-  static Timeout after_ms(long ms) noexcept;  // ms < 0: none
-
-  bool is_zero() const noexcept { return kind_ == Kind::kZero; }
-  /// The deadline, fixed on first use; null when there is none (or the timeout is zero).
-  const timespec* deadline() noexcept;
-
- private:
-  enum class Kind : unsigned char { kNone, kZero, kLength, kDeadline };
-  Timeout(Kind kind, const timespec& t) noexcept : kind_(kind), time_(t) {}
-  Kind kind_;
-  timespec time_;  // the length, then the deadline
-};
+/// As above, for a timeout used by this wait alone (Timeout::none(), Timeout::at(deadline)).
+template <class T, class Attempt, class Stopped>
+Result<T> block_on(WaitQueue& queue, bool dont_wait, Timeout&& timeout, Attempt&& attempt,
+                   Stopped&& stopped, Waiting waiting = Waiting::kShared) noexcept {
+  return block_on<T>(queue, dont_wait, timeout, static_cast<Attempt&&>(attempt),
+                     static_cast<Stopped&&>(stopped), waiting);
+}
 
 /// The absolute CLOCK_MONOTONIC time `relative` (a valid timespec) from now.
 timespec deadline_after(const timespec& relative) noexcept;

@@ -367,9 +367,9 @@ Result<void> Parker::sleep_doorbell(const SleepSpec& spec) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Waiter
 
-Waiter::Waiter(bool exclusive) noexcept {
+Waiter::Waiter(Waiting waiting) noexcept {
   hook_.on_wake = &Waiter::on_wake;
-  hook_.exclusive = exclusive;
+  hook_.exclusive = waiting == Waiting::kExclusive;
 }
 
 // Runs under the queue's lock (WaitQueue::wake), which the analysis cannot see through the

@@ -55,7 +55,7 @@ class EventFd final : public File {
       std::memcpy(buf, &value, sizeof value);
       return sizeof value;
     };
-    return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt, fail);
+    return block_on<size_t>(queue_, flags.dont_wait(), Timeout::none(), attempt, fail);
   }
 
   Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
@@ -73,7 +73,7 @@ class EventFd final : public File {
       }
       return sizeof value;
     };
-    return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt, fail);
+    return block_on<size_t>(queue_, flags.dont_wait(), Timeout::none(), attempt, fail);
   }
 
   Result<void> hand_over(const KernelTwin& twin) noexcept override {

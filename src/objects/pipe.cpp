@@ -4,7 +4,6 @@
 // been read from a full pipe. Each end hooks its own queue only (readers: read_wait, writers:
 // write_wait), as Linux's pipe_poll does.
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -13,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 
+#include "objects/unix_inet_common.hpp"
 #include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
@@ -85,20 +86,15 @@ class PipeEnd final : public File {
     if (count == 0) {
       return size_t{0};
     }
-    for (Waiter waiter;;) {
-      if (Result<size_t> r = try_read(static_cast<std::uint8_t*>(buf), count);
-          r || r.error() != EAGAIN || flags.dont_wait()) {
+    auto* out = static_cast<std::uint8_t*>(buf);
+    auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+      if (Result<size_t> r = try_read(out, count); r || r.error() != EAGAIN) {
         return r;
       }
-      waiter.arm(state_->read_wait);
-      if (Result<size_t> r = try_read(static_cast<std::uint8_t*>(buf), count);
-          r || r.error() != EAGAIN) {
-        return r;
-      }
-      if (Result<void> slept = waiter.sleep(); !slept) {
-        return Error{slept.error()};
-      }
-    }
+      return std::nullopt;
+    };
+    return block_on<size_t>(state_->read_wait, flags.dont_wait(), Timeout::none(), attempt,
+                            [](int error) noexcept -> Result<size_t> { return Error{error}; });
   }
 
   Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
@@ -107,38 +103,28 @@ class PipeEnd final : public File {
     }
     const auto* data = static_cast<const std::uint8_t*>(buf);
     size_t done = 0;
-    for (Waiter waiter;;) {
-      Result<size_t> r = try_write(data + done, count - done, done == 0);
-      if (!r) {
-        if (r.error() == EPIPE && (flags.msg_flags & MSG_NOSIGNAL) == 0) {
-          pthread_kill(pthread_self(), SIGPIPE);  // thread-directed, as Linux's send_sig
-        }
-        if (done > 0 && r.error() != EAGAIN) {
-          return done;
-        }
-        if (r.error() != EAGAIN) {
-          return r;
-        }
-      } else {
-        done += r.value();
-        if (done == count) {
-          return done;
-        }
-      }
-      if (flags.dont_wait()) {
-        return done > 0 ? Result<size_t>(done) : Result<size_t>(Error{EAGAIN});
-      }
-      waiter.arm(state_->write_wait);
-      {
-        MutexLock guard(state_->lock);
-        if (!state_->full() || !state_->readers) {
+    // Bytes written are reported whatever ends the call; EPIPE raises SIGPIPE even then.
+    auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+      while (done < count) {
+        Result<size_t> r = try_write(data + done, count - done, done == 0);
+        if (r) {
+          done += r.value();
           continue;
         }
+        if (r.error() == EAGAIN) {
+          return std::nullopt;
+        }
+        if (r.error() == EPIPE && (flags.msg_flags & MSG_NOSIGNAL) == 0) {
+          sockcommon::raise_sigpipe();
+        }
+        return done > 0 ? Result<size_t>(done) : r;
       }
-      if (Result<void> slept = waiter.sleep(); !slept) {
-        return done > 0 ? Result<size_t>(done) : Result<size_t>(Error{slept.error()});
-      }
-    }
+      return Result<size_t>(done);
+    };
+    return block_on<size_t>(state_->write_wait, flags.dont_wait(), Timeout::none(), attempt,
+                            [&](int error) noexcept {
+                              return done > 0 ? Result<size_t>(done) : Result<size_t>(Error{error});
+                            });
   }
 
   Result<size_t> readable_bytes() noexcept override {

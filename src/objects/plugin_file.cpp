@@ -116,7 +116,7 @@ class PluginFile final : public File {
       }
       return static_cast<size_t>(n) <= count ? static_cast<size_t>(n) : count;
     };
-    return block_on<size_t>(queue_, flags.dont_wait(), nullptr, attempt,
+    return block_on<size_t>(queue_, flags.dont_wait(), Timeout::none(), attempt,
                             [](int error) noexcept { return Result<size_t>(Error{error}); });
   }
 

@@ -160,6 +160,7 @@ Result<void> check_sockaddr_in(const sockaddr* addr, socklen_t len) noexcept {
   return {};
 }
 
+// Thread-directed, as Linux's send_sig from a sending task.
 void raise_sigpipe() noexcept { pthread_kill(pthread_self(), SIGPIPE); }
 
 // ---------------------------------------------------------------------------------------------

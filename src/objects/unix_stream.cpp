@@ -448,7 +448,7 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
 
   // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
   // reads as EAGAIN too) or EINTR.
-  return block_on<size_t>(queue_, dont_wait, timeout.deadline(), step, [&](int error) noexcept {
+  return block_on<size_t>(queue_, dont_wait, timeout, step, [&](int error) noexcept {
     return copied > 0 ? Result<size_t>(copied)
                       : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
   });
@@ -524,47 +524,38 @@ Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noex
     return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{err});
   };
 
-  for (Waiter waiter; sent < len;) {
-    if (chunk == nullptr) {
-      int sndbuf;
-      {
-        SpinGuard guard(p.lock);
-        sndbuf = p.end[me_].sndbuf;
-      }
-      std::size_t n = std::min(len - sent, max_skb_payload(sndbuf));
-      chunk = Chunk::create(n);
+  // Queues as much as fits; bytes queued are reported whatever ends the call.
+  auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+    while (sent < len) {
       if (chunk == nullptr) {
-        return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{ENOBUFS});
+        int sndbuf;
+        {
+          SpinGuard guard(p.lock);
+          sndbuf = p.end[me_].sndbuf;
+        }
+        std::size_t n = std::min(len - sent, max_skb_payload(sndbuf));
+        chunk = Chunk::create(n);
+        if (chunk == nullptr) {
+          return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{ENOBUFS});
+        }
+        std::memcpy(chunk->data(), in + sent, n);
+        chunk->end = static_cast<std::uint32_t>(n);
+        chunk->charge = static_cast<std::uint32_t>(skb_truesize(n));
       }
-      std::memcpy(chunk->data(), in + sent, n);
-      chunk->end = static_cast<std::uint32_t>(n);
-      chunk->charge = static_cast<std::uint32_t>(skb_truesize(n));
+      int err = 0;
+      Step s = step(err);
+      if (s == Step::kFull) {
+        return std::nullopt;  // wait for the reader to free space
+      }
+      if (s != Step::kQueued) {
+        return fail(s, err);
+      }
     }
-    int err = 0;
-    Step s = step(err);
-    if (s == Step::kQueued) {
-      continue;
-    }
-    if (s != Step::kFull) {
-      return fail(s, err);
-    }
-    // Full: wait for the reader to free space, re-checking after hooking the queue.
-    if (dont_wait) {
-      return fail(Step::kError, EAGAIN);
-    }
-    waiter.arm(queue_);
-    s = step(err);
-    if (s == Step::kQueued) {
-      continue;
-    }
-    if (s != Step::kFull) {
-      return fail(s, err);
-    }
-    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-      return fail(Step::kError, slept.error() == ETIMEDOUT ? EAGAIN : slept.error());
-    }
-  }
-  return sent;
+    return Result<size_t>(sent);
+  };
+  return block_on<size_t>(queue_, dont_wait, timeout, attempt, [&](int error) noexcept {
+    return fail(Step::kError, error == ETIMEDOUT ? EAGAIN : error);
+  });
 }
 
 }  // namespace

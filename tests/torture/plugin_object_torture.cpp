@@ -63,8 +63,8 @@ class Doorbell final : public uepoll::File {
       std::memcpy(buf, &one, std::min(count, sizeof one));
       return sizeof one;
     };
-    auto r = uepoll::block_on<size_t>(queue_, flags.dont_wait(), &deadline, attempt,
-                                      [](int e) noexcept { return uepoll::Error{e}; });
+    auto r = uepoll::block_on<size_t>(queue_, flags.dont_wait(), uepoll::Timeout::at(deadline),
+                                      attempt, [](int e) noexcept { return uepoll::Error{e}; });
     // block_on looks once more when the deadline ends the sleep, and finds the ring there:
     // a read that needed the deadline slept through its wake-up.
     timespec now{};

@@ -96,5 +96,4 @@ inline std::uint32_t random32() noexcept {
   return static_cast<std::uint32_t>(state >> 16);
 }
 
-
 }  // namespace uepoll::inet

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "objects/inet/socket.hpp"
 #include "sync/fault_injection.hpp"
@@ -473,27 +474,21 @@ Result<void> InetSocket::wait_connect(bool dont_wait, int already_error) noexcep
     ss_ = Ss::kConnected;
     return State::kDone;
   };
-  for (Waiter waiter;;) {
-    State st = state();
-    if (st == State::kWaiting) {
-      if (dont_wait) {
-        return Error{already_error};
-      }
-      waiter.arm(queue_);
-      st = state();
-      if (st == State::kWaiting) {
-        if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-          return Error{slept.error() == ETIMEDOUT ? EINPROGRESS : slept.error()};
-        }
-        continue;
-      }
-    }
-    if (st == State::kDone) {
-      return {};
+  auto attempt = [&]() noexcept -> std::optional<Result<void>> {
+    switch (state()) {
+      case State::kWaiting: return std::nullopt;
+      case State::kDone: return Result<void>{};
+      case State::kFailed: break;
     }
     MutexLock op(op_mu_);
     return connect_error();
-  }
+  };
+  return block_on<void>(queue_, dont_wait, timeout, attempt, [&](int error) noexcept {
+    // A non-blocking call, or a timed-out one: the handshake goes on without the caller.
+    return Result<void>(Error{error == EAGAIN      ? already_error
+                              : error == ETIMEDOUT ? EINPROGRESS
+                                                   : error});
+  });
 }
 
 Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags flags) noexcept {

@@ -8,45 +8,33 @@
 
 namespace uepoll::inet {
 
+// A send before a connection exists: waits out a handshake in progress, then EPIPE (with
+// SIGPIPE) or the pending error. EAGAIN with a connection: it connected meanwhile.
 Result<size_t> InetSocket::send_unconnected(bool nosignal, bool dont_wait,
                                             Timeout& timeout) noexcept {
-  for (Waiter waiter;;) {
+  auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
     int err = 0;
-    bool connecting;
     {
       SpinGuard guard(lock_);
       if (conn_bits_.load(std::memory_order_acquire) != 0) {
-        return Error{EAGAIN};  // connected meanwhile: the caller retries on the connection
+        return Result<size_t>(Error{EAGAIN});  // the caller retries on the connection
       }
-      connecting = mode_ == Mode::kSynSent;
-      if (err_ != 0) {
-        err = std::exchange(err_, 0);
-        connecting = false;
+      if (err_ == 0 && mode_ == Mode::kSynSent) {
+        return std::nullopt;
       }
+      err = std::exchange(err_, 0);
     }
-    if (!connecting) {
-      if (err == 0 || err == EPIPE) {
-        if (!nosignal) {
-          raise_sigpipe();
-        }
-        return Error{EPIPE};
+    if (err == 0 || err == EPIPE) {
+      if (!nosignal) {
+        raise_sigpipe();
       }
-      return Error{err};
+      return Result<size_t>(Error{EPIPE});
     }
-    if (dont_wait) {
-      return Error{EWOULDBLOCK};
-    }
-    waiter.arm(queue_);
-    {
-      SpinGuard guard(lock_);
-      if (mode_ != Mode::kSynSent) {
-        continue;
-      }
-    }
-    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-      return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
-    }
-  }
+    return Result<size_t>(Error{err});
+  };
+  return block_on<size_t>(queue_, dont_wait, timeout, attempt, [](int error) noexcept {
+    return Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
+  });
 }
 
 Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noexcept {
@@ -145,96 +133,73 @@ Result<size_t> InetSocket::send(const void* buf, size_t len, IoFlags flags) noex
   };
 
   sent_data_.store(true, std::memory_order_relaxed);
-  for (Waiter waiter; sent < len;) {
-    int err = 0;
-    const std::size_t before = sent;
-    Step st = step(err);
-    if (st == Step::kProgress && sent == before) {
-      // Needs a new chunk: allocate and copy without the lock, then queue it.
-      std::size_t n = std::min(len - sent, kMaxChunk);
-      chunk = Chunk::create(std::max(n, kMinChunk));
-      if (chunk == nullptr) {
-        return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{ENOBUFS});
+  // Queues as much as fits; bytes queued are reported whatever ends the call.
+  auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+    while (sent < len) {
+      int err = 0;
+      const std::size_t before = sent;
+      Step st = step(err);
+      if (st == Step::kProgress && sent == before) {
+        // Needs a new chunk: allocate and copy without the lock, then queue it.
+        std::size_t n = std::min(len - sent, kMaxChunk);
+        chunk = Chunk::create(std::max(n, kMinChunk));
+        if (chunk == nullptr) {
+          return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{ENOBUFS});
+        }
+        std::memcpy(chunk->data(), in + sent, n);
+        chunk->end = static_cast<std::uint32_t>(n);
+        st = step(err);
+        if (chunk != nullptr) {
+          Chunk::destroy(std::exchange(chunk, nullptr));
+        }
       }
-      std::memcpy(chunk->data(), in + sent, n);
-      chunk->end = static_cast<std::uint32_t>(n);
-      st = step(err);
-      if (chunk != nullptr) {
-        Chunk::destroy(std::exchange(chunk, nullptr));
+      if (st == Step::kProgress) {
+        continue;
       }
-    }
-    if (st == Step::kProgress) {
-      continue;
-    }
-    if (st == Step::kFailed) {
+      if (st == Step::kFull) {
+        return std::nullopt;
+      }
       if (sent > 0) {
-        return sent;
+        return Result<size_t>(sent);
       }
       if (err == EPIPE && !nosignal) {
         raise_sigpipe();
       }
-      return Error{err};
+      return Result<size_t>(Error{err});
     }
-    // Full.
-    if (dont_wait) {
-      return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{EAGAIN});
-    }
-    waiter.arm(queue_);
-    bool still_full;
-    {
-      SpinGuard guard(c->lock);
-      const InetConn::Side& me = c->side[s];
-      const InetConn::Side& other = c->side[1 - s];
-      still_full = !me.closed && (me.shut & kSendShutdown) == 0 && me.err == 0 &&
-                   other.sock != nullptr && other.rx.bytes() >= other.limit.hold;
-    }
-    if (still_full) {
-      if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-        if (sent > 0) {
-          return sent;
-        }
-        return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
-      }
-    }
-  }
-  return sent;
+    return Result<size_t>(sent);
+  };
+  return block_on<size_t>(queue_, dont_wait, timeout, attempt, [&](int error) noexcept {
+    return sent > 0 ? Result<size_t>(sent)
+                    : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
+  });
 }
 
+// A receive before a connection exists: waits out a handshake in progress, then the pending
+// error, EOF after a shutdown, or ENOTCONN. EAGAIN with a connection: it connected meanwhile.
 Result<size_t> InetSocket::recv_unconnected(bool dont_wait, Timeout& timeout) noexcept {
-  for (Waiter waiter;;) {
-    {
-      SpinGuard guard(lock_);
-      if (conn_bits_.load(std::memory_order_acquire) != 0) {
-        return Error{EAGAIN};  // connected meanwhile: the caller retries on the connection
-      }
-      switch (mode_) {
-        case Mode::kListen: return Error{ENOTCONN};
-        case Mode::kSynSent: break;
-        case Mode::kClosed:
-        case Mode::kConn:
-          if (err_ != 0) {
-            return Error{std::exchange(err_, 0)};
-          }
-          if ((shut_ & kRcvShutdown) != 0) {
-            return size_t{0};
-          }
-          return Error{ENOTCONN};
-      }
+  auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
+    SpinGuard guard(lock_);
+    if (conn_bits_.load(std::memory_order_acquire) != 0) {
+      return Result<size_t>(Error{EAGAIN});  // the caller retries on the connection
     }
-    if (dont_wait) {
-      return Error{EAGAIN};
+    switch (mode_) {
+      case Mode::kListen: return Result<size_t>(Error{ENOTCONN});
+      case Mode::kSynSent: return std::nullopt;
+      case Mode::kClosed:
+      case Mode::kConn: break;
     }
-    waiter.arm(queue_);
-    {
-      SpinGuard guard(lock_);
-      if (mode_ != Mode::kSynSent) {
-        continue;
-      }
+    if (err_ != 0) {
+      return Result<size_t>(Error{std::exchange(err_, 0)});
     }
-    if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-      return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
+    if ((shut_ & kRcvShutdown) != 0) {
+      return Result<size_t>(size_t{0});
     }
-  }
+    return Result<size_t>(Error{ENOTCONN});
+  };
+  return block_on<size_t>(queue_, dont_wait, timeout, attempt, [](int error) noexcept {
+    return Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
+  });
 }
 
 Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
@@ -300,7 +265,7 @@ Result<size_t> InetSocket::recv(void* buf, size_t len, IoFlags flags) noexcept {
 
   // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
   // reads as EAGAIN too) or EINTR.
-  return block_on<size_t>(queue_, dont_wait, timeout.deadline(), step, [&](int error) noexcept {
+  return block_on<size_t>(queue_, dont_wait, timeout, step, [&](int error) noexcept {
     return copied > 0 ? Result<size_t>(copied)
                       : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
   });

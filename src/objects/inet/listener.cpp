@@ -1,6 +1,7 @@
 // Listening sockets: listen, accept, the parked clients and the end of listening.
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "objects/inet/socket.hpp"
 #include "sync/fault_injection.hpp"
@@ -107,50 +108,50 @@ Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_sta
     return child;
   };
 
-  for (Waiter waiter(true);;) {
-    AcceptQueue* aq = nullptr;
-    Result<InetSocket*> r = try_accept(&aq);
-    if (!r && r.error() == EAGAIN && !dont_wait) {
-      waiter.arm(accept_wait_);
-      r = try_accept(&aq);
-      if (!r && r.error() == EAGAIN) {
-        if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
-          // A wake-up meant for us must not be lost with the interrupted call.
-          bool queued;
-          {
-            SpinGuard guard(lock_);
-            queued = aq_ != nullptr && aq_->count.load(std::memory_order_acquire) > 0;
-          }
-          if (queued) {
-            accept_wait_.wake(EPOLLIN);
-          }
-          return Error{slept.error() == ETIMEDOUT ? EAGAIN : slept.error()};
-        }
-        continue;
-      }
+  AcceptQueue* aq = nullptr;
+  auto attempt = [&]() noexcept -> std::optional<Result<InetSocket*>> {
+    if (Result<InetSocket*> r = try_accept(&aq); r || r.error() != EAGAIN) {
+      return r;
     }
-    if (!r) {
-      return Error{r.error()};
-    }
-    InetSocket* child = r.value();
-    promote_pending(aq);  // a slot was freed: a parked client may now complete
-    aq->put();
-    Ref<File> result = Ref<File>::adopt(child);
-    child->set_status_flags(new_status_flags);
-    if (addr != nullptr) {
-      Endpoint peer;
+    return std::nullopt;
+  };
+  auto stopped = [&](int error) noexcept -> Result<InetSocket*> {
+    if (error != EAGAIN) {
+      // An interrupted sleep: a wake-up meant for this waiter must not be lost with it.
+      bool queued;
       {
-        SpinGuard guard(child->lock_);
-        peer = child->remote_;
+        SpinGuard guard(lock_);
+        queued = aq_ != nullptr && aq_->count.load(std::memory_order_acquire) > 0;
       }
-      sockaddr_storage ss;
-      socklen_t size = to_sockaddr(child->family_, peer, &ss);
-      if (Result<void> put = put_sockaddr(addr, len, &ss, size); !put) {
-        return Error{put.error()};  // as on Linux, the connection is lost with the error
+      if (queued) {
+        accept_wait_.wake(EPOLLIN);
       }
     }
-    return result;
+    return Error{error == ETIMEDOUT ? EAGAIN : error};
+  };
+  Result<InetSocket*> r = block_on<InetSocket*>(accept_wait_, dont_wait, timeout, attempt, stopped,
+                                                Waiting::kExclusive);
+  if (!r) {
+    return Error{r.error()};
   }
+  InetSocket* child = r.value();
+  promote_pending(aq);  // a slot was freed: a parked client may now complete
+  aq->put();
+  Ref<File> result = Ref<File>::adopt(child);
+  child->set_status_flags(new_status_flags);
+  if (addr != nullptr) {
+    Endpoint peer;
+    {
+      SpinGuard guard(child->lock_);
+      peer = child->remote_;
+    }
+    sockaddr_storage ss;
+    socklen_t size = to_sockaddr(child->family_, peer, &ss);
+    if (Result<void> put = put_sockaddr(addr, len, &ss, size); !put) {
+      return Error{put.error()};  // as on Linux, the connection is lost with the error
+    }
+  }
+  return result;
 }
 
 // Completes parked clients while the accept queue has room.

@@ -112,7 +112,8 @@ inline bool conflicts(const Binding& b, const Binding& e) noexcept {
   return !(b.reuseport && e.reuseport);
 }
 
-inline bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept UEPOLL_REQUIRES(slot.lock) {
+inline bool conflicts_in_slot(const PortSlot& slot, const Binding& b) noexcept
+    UEPOLL_REQUIRES(slot.lock) {
   for (const Binding* e = slot.listeners; e != nullptr; e = e->next) {
     if (conflicts(b, *e)) {
       return true;
@@ -150,6 +151,5 @@ std::uint16_t scan_ephemeral(int first_parity, Try&& try_port) noexcept {
   }
   return 0;
 }
-
 
 }  // namespace uepoll::inet

@@ -59,7 +59,6 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
   return 0;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Addresses and binding
 
@@ -234,7 +233,6 @@ Result<size_t> InetSocket::readable_bytes() noexcept {
   return mode_ == Mode::kListen ? Result<size_t>(Error{EINVAL}) : Result<size_t>(size_t{0});
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // shutdown and close
 
@@ -371,7 +369,6 @@ namespace uepoll {
 
 using namespace inet;  // NOLINT(google-build-using-namespace): this file's own layer
 
-
 bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
   if (addr == nullptr || len < sizeof(sa_family_t)) {
     return false;
@@ -416,6 +413,5 @@ Result<Ref<File>> make_inet_stream_socket(int domain, int flags) noexcept {
   }
   return f;
 }
-
 
 }  // namespace uepoll

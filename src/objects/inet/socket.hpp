@@ -1,5 +1,6 @@
-// In-process AF_INET / AF_INET6 stream sockets (src/objects/inet/*.cpp): TCP's socket-level behaviour over a private
-// loopback address space (one per process, shared by every Process object).
+// In-process AF_INET / AF_INET6 stream sockets (src/objects/inet/*.cpp): TCP's socket-level
+// behaviour over a private loopback address space (one per process, shared by every Process
+// object).
 //
 // Address space. The local addresses are 127.0.0.0/8, ::1 and the wildcards; anything else is
 // EADDRNOTAVAIL for bind and ENETUNREACH for connect. Ports live in a fixed table of 65536
@@ -80,7 +81,6 @@ struct StreamLimit {
 
   bool writable_with(std::size_t unread) const noexcept { return unread <= writable; }
 };
-
 
 // ---------------------------------------------------------------------------------------------
 // Accept queues and connections
@@ -194,7 +194,6 @@ inline int tcp_rcvbuf_default() noexcept {
   static const int v = read_tcp_default("/proc/sys/net/ipv4/tcp_rmem", 131072);
   return v;
 }
-
 
 class InetSocket final : public File {
  public:
