@@ -404,4 +404,21 @@ int harvest_count(const std::vector<WaiterResult>& results) {
   return n;
 }
 
+namespace {
+std::atomic<int> g_sigpipes{0};
+void on_sigpipe(int) { g_sigpipes.fetch_add(1); }
+void on_sigusr1(int) {}
+const bool g_signals_installed = [] {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigpipe;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, nullptr);
+  sa.sa_handler = on_sigusr1;
+  sigaction(SIGUSR1, &sa, nullptr);
+  return true;
+}();
+}  // namespace
+
+int sigpipes_so_far() { return g_sigpipes.load(); }
+
 }  // namespace uepoll_conformance

@@ -217,4 +217,8 @@ long returns_after(const std::function<long()>& blocking_call,
 // thread is gone. True when it was seen asleep.
 bool wait_until_asleep(pid_t tid, int limit_ms = 2000);
 
+// SIGPIPEs delivered to the process so far: the socket tests count them with a handler installed
+// at start (SIGUSR1 gets one too, without SA_RESTART, so that it interrupts blocking calls).
+int sigpipes_so_far();
+
 }  // namespace uepoll_conformance
