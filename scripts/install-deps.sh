@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config liburcu-dev libgtest-dev libgmock-dev
-          libbenchmark-dev clang clang-format libclang-rt-14-dev spin
+          libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev spin
           python3.11 libpython3.11-testsuite xz-utils nginx-light wrk)
 packages+=("$@")
 

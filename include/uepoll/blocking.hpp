@@ -185,13 +185,15 @@ enum class Waiting : bool { kShared, kExclusive };
 class Waiter {
  public:
   explicit Waiter(Waiting waiting = Waiting::kShared) noexcept;
-  ~Waiter() { WaitQueue::remove(hook_); }
+  ~Waiter() { disarm(); }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
 
   /// Hooks the waiter on `queue` (again, if a wake-up unhooked it). Re-check the condition after
   /// this and before sleep(), so that no wake-up is lost.
   void arm(WaitQueue& queue) noexcept;
+  /// Unhooks the waiter (if a wake-up has not already): no later wake-up can pick it.
+  void disarm() noexcept { WaitQueue::remove(hook_); }
   /// Sleeps until a wake-up of the queue, the deadline (ETIMEDOUT), or a signal handler (EINTR;
   /// without a deadline, SA_RESTART handlers do not end the sleep).
   Result<void> sleep(const timespec* deadline = nullptr) noexcept;
@@ -207,15 +209,18 @@ class Waiter {
 
 /// The loop of a blocking call. `attempt()` returns the call's result, or an empty optional when
 /// it would block; it may make partial progress first (a write that queued some bytes), which
-/// `stopped` then reports. A would-block ends a non-waiting call (`dont_wait`) as
-/// `stopped(EAGAIN)`; otherwise the thread hooks itself on `queue`, tries once more (so a wake-up
-/// between the two tries is not lost) and sleeps; a sleep ended by a signal handler or by the
-/// timeout tries once more and then ends the call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`.
+/// `stopped` then reports. A would-block ends a non-waiting call (`dont_wait`, or a zero
+/// timeout) as `stopped(EAGAIN)`; otherwise the thread hooks itself on `queue`, tries once more
+/// (so a wake-up between the two tries is not lost) and sleeps; a sleep ended by a signal handler
+/// or by the timeout tries once more (what arrived with them wins, as Linux's wait_event) and
+/// then ends the call as `stopped(EINTR)` or `stopped(ETIMEDOUT)`, unhooked: a wake-up that comes
+/// after that goes to another waiter, and `stopped` may pass on one this waiter took.
 /// The timeout's deadline is fixed at its first sleep (here or in an earlier wait of the same
 /// call), so a call that never sleeps never reads the clock.
 template <class T, class Attempt, class Stopped>
 Result<T> block_on(WaitQueue& queue, bool dont_wait, Timeout& timeout, Attempt&& attempt,
                    Stopped&& stopped, Waiting waiting = Waiting::kShared) noexcept {
+  dont_wait = dont_wait || timeout.is_zero();
   for (Waiter waiter(waiting);;) {
     if (auto r = attempt()) {
       return *r;
@@ -229,8 +234,9 @@ Result<T> block_on(WaitQueue& queue, bool dont_wait, Timeout& timeout, Attempt&&
     }
     if (Result<void> slept = waiter.sleep(timeout.deadline()); !slept) {
       if (auto r = attempt()) {
-        return *r;  // what arrived with the signal or the deadline wins, as on Linux
+        return *r;
       }
+      waiter.disarm();
       return stopped(slept.error());
     }
   }

@@ -107,9 +107,10 @@ class Process {
 
   // The table lives inside the Process (no allocation that could fail) while its definition
   // stays private: the storage is here, the object is built in process.cpp, which checks the fit.
-  alignas(64) unsigned char fds_storage_[128];
+  // The pointer and the mode, read on every call, share the first cache line.
   FdTable* const fds_;
   const LockMode mode_;
+  alignas(64) unsigned char fds_storage_[128];
 };
 
 /// max_user_watches: the most epoll items that may exist at once, process-wide (Linux counts

@@ -21,6 +21,7 @@ void Instance::hand_over_watches(File& file, KernelStandIn& stand_in) noexcept {
     rcu::ReadGuard rcu;  // the items and their instances outlive this walk
     for (Watch* w = FileAccess::watchers(file).load(std::memory_order_acquire); w != nullptr;
          w = w->file_next.load(std::memory_order_acquire)) {
+      items.reserve(items.size() + 1);  // may throw: before the pin, which must not leak
       if (w->instance->try_get_instance()) {
         items.push_back(Item{w->instance, w->fd});
       }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "objects/unix_inet_common.hpp"
 #include "sync/fault_injection.hpp"
@@ -103,12 +104,17 @@ class PipeEnd final : public File {
     }
     const auto* data = static_cast<const std::uint8_t*>(buf);
     size_t done = 0;
+    bool first_try = true;
     // Bytes written are reported whatever ends the call; EPIPE raises SIGPIPE even then.
     auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
       while (done < count) {
-        Result<size_t> r = try_write(data + done, count - done, done == 0);
+        Result<size_t> r =
+            try_write(data + done, count - done, done == 0, std::exchange(first_try, false));
         if (r) {
           done += r.value();
+          if (done < count) {
+            return std::nullopt;  // full: wait for room
+          }
           continue;
         }
         if (r.error() == EAGAIN) {
@@ -187,7 +193,9 @@ class PipeEnd final : public File {
 
   // Writes what fits now. `first` marks the start of a write(): only then may its leading
   // partial page merge into the last buffer (Linux merges once, then page-aligns the rest).
-  Result<size_t> try_write(const std::uint8_t* in, size_t count, bool first) noexcept {
+  // `first_try`: the call's first attempt, which wakes the readers even if the pipe is full.
+  Result<size_t> try_write(const std::uint8_t* in, size_t count, bool first,
+                           bool first_try) noexcept {
     PipeState& p = *state_;
     size_t put = 0;
     {
@@ -225,9 +233,12 @@ class PipeEnd final : public File {
         put += n;
       }
     }
-    // Every write attempt wakes the readers, even one that found the pipe full: EPOLLET users
-    // see an edge per write (Linux 5.14+ wakes whenever the pipe has been polled).
-    p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
+    // A write() wakes the readers even when it found the pipe full, so EPOLLET users see an
+    // edge per write (Linux 5.14+ wakes whenever the pipe has been polled); its later attempts
+    // (after a sleep) wake them only when they queue bytes, as Linux's loop does.
+    if (put > 0 || first_try) {
+      p.read_wait.wake(EPOLLIN | EPOLLRDNORM);
+    }
     if (put == 0) {
       return Error{EAGAIN};  // full
     }

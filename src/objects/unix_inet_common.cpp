@@ -256,6 +256,9 @@ Result<void> put_timeout(void* val, socklen_t* len, TimeoutUs t) noexcept {
   return put_option(val, len, &tv, sizeof tv);
 }
 
+// Beyond this, microseconds would overflow a TimeoutUs.
+constexpr long long kMaxTimeoutSeconds = (LLONG_MAX - 999'999) / 1'000'000;
+
 Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t len) noexcept {
   timeval tv{};
   if (len < sizeof tv) {
@@ -273,6 +276,8 @@ Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t 
     t = -1;  // Linux: a zero timeout, i.e. never wait
   } else if (tv.tv_sec == 0 && tv.tv_usec == 0) {
     t = 0;  // no timeout
+  } else if (tv.tv_sec >= kMaxTimeoutSeconds) {
+    t = 0;  // longer than anyone waits: Linux stores "forever" too
   } else {
     t = static_cast<TimeoutUs>(tv.tv_sec) * 1'000'000 + tv.tv_usec;
   }

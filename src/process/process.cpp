@@ -47,7 +47,7 @@ Process::Process(LockMode mode, int fd_limit) noexcept
     : fds_(new (fds_storage_)
                FdTable(fd_limit == kDefaultFdLimit ? FdTable::default_limit() : fd_limit)),
       mode_(mode) {
-  static_assert(sizeof(FdTable) <= sizeof(fds_storage_) && alignof(FdTable) <= alignof(Process));
+  static_assert(sizeof(FdTable) <= sizeof(fds_storage_) && alignof(FdTable) <= 64);
 }
 
 Process::~Process() { fds_->~FdTable(); }

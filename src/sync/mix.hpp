@@ -1,6 +1,7 @@
 // One bit mixer for uepoll's hashing: the interest set's buckets and SO_REUSEPORT's choice of a
-// listener. A shift, a multiply and a shift carry every input bit into the low bits that a
-// power-of-two table masks (a File pointer's low bits are all zero, a port's high bits too).
+// listener. A shift, a multiply and a shift: cheap, and enough to move the bits in which keys
+// differ (a File pointer's middle bits, a port's low ones) into the low bits that a power-of-two
+// table masks. Not a full avalanche: no key here is chosen by an adversary against it.
 #pragma once
 
 #include <cstdint>

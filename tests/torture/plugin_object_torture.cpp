@@ -51,7 +51,8 @@ class Doorbell final : public uepoll::File {
     queue_.wake(EPOLLIN);
   }
   uepoll::Result<size_t> read(void* buf, size_t count, uepoll::IoFlags flags) noexcept override {
-    const timespec deadline = uepoll::deadline_after(timespec{kLostWakeupMs / 1000, 0});
+    const timespec deadline =
+        uepoll::deadline_after(timespec{kLostWakeupMs / 1000, (kLostWakeupMs % 1000) * 1'000'000L});
     auto attempt = [&]() noexcept -> std::optional<uepoll::Result<size_t>> {
       // A look before the (fully fenced) exchange, as a reader that only consumes what it saw.
       if (!rung_.load(std::memory_order_relaxed) ||

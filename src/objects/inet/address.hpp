@@ -52,12 +52,8 @@ inline bool is_loopback6(const IpAddr& a) noexcept {
   }();
   return a == one;
 }
-inline const IpAddr kLoopback4 = mapped(htonl(INADDR_LOOPBACK));
-inline const IpAddr kLoopback6 = [] {
-  IpAddr x{};
-  x.b[15] = 1;
-  return x;
-}();
+inline constexpr IpAddr kLoopback4{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1}};
+inline constexpr IpAddr kLoopback6{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
 
 struct Endpoint {
   IpAddr addr{};

@@ -318,24 +318,22 @@ InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
   return outcome;
 }
 
-// A parked or connecting client whose listener went away: ECONNREFUSED, as Linux's RST gives.
+// A client parked on `aq` whose listener went away or could not take it: ECONNREFUSED, as
+// Linux's RST gives.
 void InetSocket::refuse(AcceptQueue* aq) noexcept {
-  bool drop_ref = false;
   {
     SpinGuard guard(lock_);
-    if (pending_aq_ == aq) {
-      pending_aq_ = nullptr;
-      drop_ref = true;
+    if (pending_aq_ != aq) {
+      return;  // no longer parked there: cancelled, and perhaps connecting elsewhere now
     }
+    pending_aq_ = nullptr;
     if (mode_ == Mode::kSynSent) {
       mode_ = Mode::kClosed;
       err_ = ECONNREFUSED;
       shut_ = kShutdownMask;
     }
   }
-  if (drop_ref) {
-    aq->put();
-  }
+  aq->put();
   queue_.wake_all(0);
 }
 

@@ -44,7 +44,7 @@ struct PortSlot {
   Binding* bound UEPOLL_GUARDED_BY(lock) = nullptr;
 };
 
-inline PortSlot g_ports[65536];
+extern PortSlot g_ports[65536];  // one per port (socket.cpp)
 
 inline void list_add(Binding*& head, Binding* b) noexcept {
   b->prev = nullptr;

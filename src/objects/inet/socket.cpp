@@ -9,6 +9,8 @@
 
 namespace uepoll::inet {
 
+PortSlot g_ports[65536];
+
 PollMask InetSocket::poll(PollTable* table) noexcept {
   poll_wait(table, queue_);
   int s;
@@ -367,7 +369,7 @@ void InetSocket::release() noexcept {
 
 namespace uepoll {
 
-using namespace inet;  // NOLINT(google-build-using-namespace): this file's own layer
+using namespace inet;
 
 bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
   if (addr == nullptr || len < sizeof(sa_family_t)) {
