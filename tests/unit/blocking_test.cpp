@@ -12,9 +12,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include "sync/fault_injection.hpp"
+#include "uepoll/blocking.hpp"
 #include "uepoll/process.hpp"
 
 namespace {
@@ -129,6 +131,23 @@ TEST(Blocking, ASignalMaskNeedsOneDoorbellPerThreadAndNoMore) {
     }
     EXPECT_EQ(open_kernel_descriptors(), fds + 1);  // the thread's eventfd, made once
   }).join();
+}
+
+// A zero timeout never sleeps, whatever `dont_wait` says: the call stops with EAGAIN at once
+// (a user's object may pass Timeout::zero() for "no waiting" and must not block forever).
+TEST(Blocking, BlockOnWithAZeroTimeoutNeverSleeps) {
+  uepoll::WaitQueue queue;
+  int attempts = 0;
+  uepoll::Result<int> r = uepoll::block_on<int>(
+      queue, /*dont_wait=*/false, uepoll::Timeout::zero(),
+      [&]() noexcept -> std::optional<uepoll::Result<int>> {
+        ++attempts;
+        return std::nullopt;
+      },
+      [](int error) noexcept -> uepoll::Result<int> { return uepoll::Error{error}; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), EAGAIN);
+  EXPECT_EQ(attempts, 1);
 }
 
 }  // namespace
