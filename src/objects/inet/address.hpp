@@ -7,8 +7,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
+
+#include "uepoll/result.hpp"
 
 namespace uepoll::inet {
 
@@ -61,6 +65,21 @@ struct Endpoint {
 };
 
 /// The sockaddr a socket of `family` reports for `e` (AF_INET sockets hold mapped addresses).
+/// The address and port of a sockaddr given to an AF_INET6 socket (IPv4 stays mapped): EINVAL
+/// when shorter than RFC 2133's sockaddr_in6 (24 bytes, no sin6_scope_id), EAFNOSUPPORT for
+/// another family.
+inline Result<Endpoint> read_sockaddr_in6(const sockaddr* addr, socklen_t len) noexcept {
+  if (len < 24) {
+    return Error{EINVAL};
+  }
+  sockaddr_in6 in6{};
+  std::memcpy(&in6, addr, std::min<std::size_t>(len, sizeof in6));
+  if (in6.sin6_family != AF_INET6) {
+    return Error{EAFNOSUPPORT};
+  }
+  return Endpoint{from_in6(in6.sin6_addr), ntohs(in6.sin6_port)};
+}
+
 inline socklen_t to_sockaddr(int family, const Endpoint& e, sockaddr_storage* out) noexcept {
   std::memset(out, 0, sizeof *out);
   if (family == AF_INET) {

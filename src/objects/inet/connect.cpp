@@ -34,16 +34,11 @@ Result<Endpoint> InetSocket::parse_connect_address(const sockaddr* addr,
     e.port = ntohs(in.sin_port);
     return e;
   }
-  if (len < 24) {
-    return Error{EINVAL};
+  Result<Endpoint> in6 = read_sockaddr_in6(addr, len);
+  if (!in6) {
+    return in6;
   }
-  sockaddr_in6 in6{};
-  std::memcpy(&in6, addr, std::min<std::size_t>(len, sizeof in6));
-  if (in6.sin6_family != AF_INET6) {
-    return Error{EAFNOSUPPORT};
-  }
-  e.addr = from_in6(in6.sin6_addr);
-  e.port = ntohs(in6.sin6_port);
+  e = *in6;
   if (is_any6(e.addr)) {
     e.addr = is_mapped(bind_.addr) && bind_.in_table ? kLoopback4 : kLoopback6;
   }

@@ -84,16 +84,11 @@ Result<Endpoint> InetSocket::parse_bind_address(const sockaddr* addr,
     e.port = ntohs(in.sin_port);
     return e;
   }
-  if (len < 24) {  // SIN6_LEN_RFC2133: a sockaddr_in6 without sin6_scope_id
-    return Error{EINVAL};
+  Result<Endpoint> in6 = read_sockaddr_in6(addr, len);
+  if (!in6) {
+    return in6;
   }
-  sockaddr_in6 in6{};
-  std::memcpy(&in6, addr, std::min<std::size_t>(len, sizeof in6));
-  if (in6.sin6_family != AF_INET6) {
-    return Error{EAFNOSUPPORT};
-  }
-  e.addr = from_in6(in6.sin6_addr);
-  e.port = ntohs(in6.sin6_port);
+  e = *in6;
   if (is_mapped(e.addr)) {
     if (tcp_.v6only.load(std::memory_order_relaxed) != 0) {
       return Error{EINVAL};
