@@ -15,7 +15,7 @@
 #include <optional>
 #include <utility>
 
-#include "objects/unix_inet_common.hpp"
+#include "objects/stream.hpp"
 #include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
@@ -120,8 +120,9 @@ class PipeEnd final : public File {
         if (r.error() == EAGAIN) {
           return std::nullopt;
         }
-        if (r.error() == EPIPE && (flags.msg_flags & MSG_NOSIGNAL) == 0) {
-          sockcommon::raise_sigpipe();
+        if (r.error() == EPIPE) {
+          // SIGPIPE even after a partial write, as Linux's pipe_write.
+          r = stream::broken_pipe((flags.msg_flags & MSG_NOSIGNAL) != 0);
         }
         return done > 0 ? Result<size_t>(done) : r;
       }

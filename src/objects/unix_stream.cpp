@@ -42,7 +42,7 @@
 #include <cstring>
 #include <optional>
 
-#include "objects/unix_inet_common.hpp"
+#include "objects/stream.hpp"
 #include "sync/fault_injection.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
@@ -51,63 +51,17 @@ namespace uepoll {
 namespace {
 
 using namespace sockcommon;
+using namespace stream;
 
-// --- Linux's skb accounting (see the comment at the top) ---
-constexpr std::size_t kPage = 4096;
-constexpr std::size_t kLinearMax = 3776;    // payload bytes that fit an skb's linear head
-constexpr std::size_t kPagedMax = 32768;    // paged bytes of one skb at most
-constexpr std::size_t kHeadOverhead = 320;  // shared-info overhead of the head allocation
-constexpr std::size_t kSkbOverhead = 256;   // the skb header itself
-
-constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
-
-constexpr std::size_t skb_truesize(std::size_t n) {
-  std::size_t paged = n > kLinearMax ? std::min(n, round_up(n - kLinearMax, kPage)) : 0;
-  std::size_t head = n - paged + kHeadOverhead;
-  std::size_t bucket = 512;
-  while (bucket < head) {
-    bucket *= 2;
-  }
-  return bucket + kSkbOverhead + round_up(paged, kPage);
-}
-static_assert(skb_truesize(1) == 768 && skb_truesize(192) == 768 && skb_truesize(193) == 1280);
-static_assert(skb_truesize(1000) == 2304 && skb_truesize(3776) == 4352);
-static_assert(skb_truesize(3777) == 4864 && skb_truesize(7873) == 8960);
-static_assert(skb_truesize(14017) == 16640 && skb_truesize(36544) == 37120);
-
-std::size_t max_skb_payload(int sndbuf) {
-  long half = static_cast<long>(sndbuf) / 2 - 64;
-  return std::min<std::size_t>(kLinearMax + kPagedMax,
-                               half > 0 ? static_cast<std::size_t>(half) : 1);
-}
-
-// Linux's unix_writable(): EPOLLOUT while the writer's charge is at most a quarter of sndbuf.
-// The kernel's write-memory counter starts at 1 (it doubles as a reference count), hence + 1.
-bool poll_out_allowed(std::size_t charged, int sndbuf) {
-  return (charged + 1) * 4 <= static_cast<std::size_t>(sndbuf);
-}
-
-class UnixStream;
-
-struct UnixPair {
-  struct End {
-    UnixStream* sock = nullptr;  // null once that end's file is released
-    ByteQueue rx;                // what the other end wrote; its charge is the writer's
-    unsigned shutdown = 0;       // kRcvShutdown | kSendShutdown
-    int err = 0;                 // pending error (sk_err)
-    int sndbuf = 0;
-  };
-  SpinLock lock;
-  End end[2] UEPOLL_GUARDED_BY(lock);
-  std::atomic<int> refs{2};
-};
+// Both ends share one stream connection (stream.hpp, AF_UNIX's rules): side i is end i; each
+// side's limit is the other end's send buffer, which its writes are charged against.
+using UnixPair = Conn;
 
 std::atomic<unsigned> g_autobind_counter{0};
 
-class UnixStream final : public File {
+class UnixStream final : public Socket {
  public:
-  UnixStream(UnixPair* pair, int me, int flags) noexcept
-      : File(O_RDWR, flags), pair_(pair), me_(me) {
+  UnixStream(UnixPair* pair, int me, int flags) noexcept : Socket(flags), pair_(pair), me_(me) {
     opts_.sndbuf.store(wmem_default(), std::memory_order_relaxed);
     opts_.rcvbuf.store(rmem_default(), std::memory_order_relaxed);
   }
@@ -116,36 +70,25 @@ class UnixStream final : public File {
     poll_wait(table, queue_);
     UnixPair& p = *pair_;
     SpinGuard guard(p.lock);
-    const UnixPair::End& me = p.end[me_];
-    const UnixPair::End& peer = p.end[1 - me_];
+    const Side& me = p.side[me_];
+    const Side& peer = p.side[1 - me_];
     PollMask mask = 0;
     if (me.err != 0) {
       mask |= EPOLLERR;
     }
-    if (me.shutdown == kShutdownMask) {
+    if (me.shut == kShutdownMask) {
       mask |= EPOLLHUP;
     }
-    if ((me.shutdown & kRcvShutdown) != 0) {
+    if ((me.shut & kRcvShutdown) != 0) {
       mask |= EPOLLRDHUP | EPOLLIN | EPOLLRDNORM;
     }
     if (!me.rx.empty()) {
       mask |= EPOLLIN | EPOLLRDNORM;
     }
-    if (poll_out_allowed(peer.rx.charge(), me.sndbuf)) {
+    if (p.writable(peer)) {
       mask |= EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
     }
     return mask;
-  }
-
-  Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept override {
-    if (count == 0) {
-      return size_t{0};  // the socket layer answers a zero-length read() itself
-    }
-    return recv(buf, count, flags);
-  }
-
-  Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
-    return send(buf, count, flags);
   }
 
   Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept override;
@@ -158,17 +101,15 @@ class UnixStream final : public File {
     const unsigned mode = static_cast<unsigned>(how) + 1;
     const unsigned peer_mode = ((mode & kRcvShutdown) != 0 ? kSendShutdown : 0) |
                                ((mode & kSendShutdown) != 0 ? kRcvShutdown : 0);
-    UnixStream* peer = nullptr;
+    Socket* peer = nullptr;
     {
       UnixPair& p = *pair_;
       SpinGuard guard(p.lock);
-      p.end[me_].shutdown |= mode;
-      UnixPair::End& other = p.end[1 - me_];
+      p.side[me_].shut |= mode;
+      Side& other = p.side[1 - me_];
       if (other.sock != nullptr) {
-        other.shutdown |= peer_mode;
-        if (other.sock->try_get()) {
-          peer = other.sock;
-        }
+        other.shut |= peer_mode;
+        peer = grab(other.sock);
       }
     }
     queue_.wake_all(0);
@@ -185,7 +126,7 @@ class UnixStream final : public File {
         int err;
         {
           SpinGuard guard(pair_->lock);
-          err = std::exchange(pair_->end[me_].err, 0);
+          err = std::exchange(pair_->side[me_].err, 0);
         }
         return put_int_option(val, len, err);
       }
@@ -193,7 +134,7 @@ class UnixStream final : public File {
         int sndbuf;
         {
           SpinGuard guard(pair_->lock);
-          sndbuf = pair_->end[me_].sndbuf;
+          sndbuf = static_cast<int>(pair_->side[1 - me_].limit.hold);
         }
         return put_int_option(val, len, sndbuf);
       }
@@ -215,9 +156,9 @@ class UnixStream final : public File {
       bool now_writable;
       {
         SpinGuard guard(pair_->lock);
-        UnixPair::End& me = pair_->end[me_];
-        me.sndbuf = opts_.sndbuf.load(std::memory_order_relaxed);
-        now_writable = poll_out_allowed(pair_->end[1 - me_].rx.charge(), me.sndbuf);
+        Side& other = pair_->side[1 - me_];
+        other.limit = Limit::skb(opts_.sndbuf.load(std::memory_order_relaxed));
+        now_writable = pair_->writable(other);
       }
       if (now_writable) {
         queue_.wake(kWriteSpaceKey);
@@ -235,8 +176,8 @@ class UnixStream final : public File {
     unsigned id = 0;
     {
       SpinGuard guard(pair_->lock);
-      if (const UnixStream* peer = pair_->end[1 - me_].sock; peer != nullptr) {
-        id = peer->autobind_.load(std::memory_order_acquire);
+      if (const Socket* peer = pair_->side[1 - me_].sock; peer != nullptr) {
+        id = static_cast<const UnixStream*>(peer)->autobind_.load(std::memory_order_acquire);
       }
     }
     return put_address(id, addr, len);
@@ -244,7 +185,7 @@ class UnixStream final : public File {
 
   Result<size_t> readable_bytes() noexcept override {
     SpinGuard guard(pair_->lock);
-    return pair_->end[me_].rx.bytes();
+    return pair_->side[me_].rx.bytes();
   }
 
   // AF_UNIX names live in the file system or the abstract namespace, neither of which uepoll
@@ -291,29 +232,27 @@ class UnixStream final : public File {
  protected:
   void release() noexcept override {
     UnixPair& p = *pair_;
-    UnixStream* peer = nullptr;
+    Socket* peer = nullptr;
     Chunk* purged;
     {
       SpinGuard guard(p.lock);
-      UnixPair::End& me = p.end[me_];
-      UnixPair::End& other = p.end[1 - me_];
+      Side& me = p.side[me_];
+      Side& other = p.side[1 - me_];
       me.sock = nullptr;
-      me.shutdown = kShutdownMask;
+      me.shut = kShutdownMask;
       const bool unread = !me.rx.empty();
       purged = me.rx.take_all();  // frees the peer's send charge
       if (other.sock != nullptr) {
-        other.shutdown = kShutdownMask;
+        other.shut = kShutdownMask;  // so the stream layer's send stops at our shutdown
         if (unread) {
           other.err = ECONNRESET;
         }
-        if (other.sock->try_get()) {
-          peer = other.sock;
-        }
+        peer = grab(other.sock);
       }
     }
     Chunk::destroy_list(purged);
     wake_and_put(peer, 0);
-    if (p.refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (p.drop_ref()) {
       delete &p;
     }
   }
@@ -321,8 +260,8 @@ class UnixStream final : public File {
   Ref<File> connected_peer() noexcept override {
     UnixPair& p = *pair_;
     SpinGuard guard(p.lock);
-    UnixStream* peer = p.end[1 - me_].sock;
-    return peer != nullptr && peer->try_get() ? Ref<File>::adopt(peer) : nullptr;
+    Socket* peer = grab(p.side[1 - me_].sock);
+    return peer != nullptr ? Ref<File>::adopt(peer) : nullptr;
   }
 
   // What this end has not read goes into the kernel socketpair through the kernel peer (the
@@ -334,8 +273,8 @@ class UnixStream final : public File {
     unsigned shut;
     {
       SpinGuard guard(p.lock);
-      unread = p.end[me_].rx.take_all();
-      shut = p.end[me_].shutdown;
+      unread = p.side[me_].rx.take_all();
+      shut = p.side[me_].shut;
     }
     int error = 0;
     for (Chunk* c = unread; c != nullptr && error == 0; c = c->next) {
@@ -364,21 +303,8 @@ class UnixStream final : public File {
     return {};
   }
 
-  static void wake_and_put(UnixStream* s, PollMask key) noexcept {
-    if (s != nullptr) {
-      if (key == 0) {
-        s->queue_.wake_all(0);  // a state change: every waiter must see it
-      } else {
-        s->queue_.wake(key);
-      }
-      s->put();
-    }
-  }
-
   UnixPair* const pair_;
   const int me_;
-  WaitQueue queue_;
-  SockOptions opts_;
   std::atomic<unsigned> autobind_{0};  // 0: unbound; else 1 + the autobind number
 
   // An address as Linux's unix_getname gives it: the family alone, or an autobind's name.
@@ -400,58 +326,9 @@ Result<size_t> UnixStream::recv(void* buf, size_t len, IoFlags flags) noexcept {
   if ((flags.msg_flags & MSG_OOB) != 0) {
     return Error{EINVAL};  // no out-of-band byte is ever pending (docs/deviations.md)
   }
-  const bool peek = (flags.msg_flags & MSG_PEEK) != 0;
-  const bool waitall = (flags.msg_flags & MSG_WAITALL) != 0;
-  // Linux's sock_rcvlowat(): the bytes a blocking read waits for.
-  std::size_t target =
-      waitall ? len
-              : std::min<std::size_t>(
-                    static_cast<std::size_t>(opts_.rcvlowat.load(std::memory_order_relaxed)), len);
-  if (target == 0) {
-    target = 1;
-  }
   Timeout timeout = socket_timeout(opts_.rcvtimeo.load(std::memory_order_relaxed));
   const bool dont_wait = flags.dont_wait() || timeout.is_zero();
-  auto* out = static_cast<unsigned char*>(buf);
-  UnixPair& p = *pair_;
-  std::size_t copied = 0;
-
-  // One pass: copy what is there; returns a final result, or nothing to wait for more.
-  auto step = [&]() noexcept -> std::optional<Result<size_t>> {
-    Chunk* freed = nullptr;
-    UnixStream* writer = nullptr;
-    std::optional<Result<size_t>> result;
-    {
-      SpinGuard guard(p.lock);
-      UnixPair::End& me = p.end[me_];
-      UnixPair::End& other = p.end[1 - me_];
-      copied += me.rx.copy_out(out + copied, len - copied, peek ? copied : 0, !peek, &freed);
-      const bool more = peek ? me.rx.bytes() > copied : !me.rx.empty();
-      if (copied >= target || (copied == len && more)) {
-        result = copied;
-      } else if (me.err != 0) {
-        // Linux consumes the error here even when it returns the bytes already copied.
-        int err = std::exchange(me.err, 0);
-        result = copied > 0 ? Result<size_t>(copied) : Result<size_t>(Error{err});
-      } else if ((me.shutdown & kRcvShutdown) != 0) {
-        result = copied;
-      }
-      if (freed != nullptr && other.sock != nullptr &&
-          poll_out_allowed(me.rx.charge(), other.sndbuf) && other.sock->try_get()) {
-        writer = other.sock;
-      }
-    }
-    Chunk::destroy_list(freed);
-    wake_and_put(writer, kWriteSpaceKey);
-    return result;
-  };
-
-  // Bytes already copied are returned whatever stopped the wait; else EAGAIN (a receive timeout
-  // reads as EAGAIN too) or EINTR.
-  return block_on<size_t>(queue_, dont_wait, timeout, step, [&](int error) noexcept {
-    return copied > 0 ? Result<size_t>(copied)
-                      : Result<size_t>(Error{error == ETIMEDOUT ? EAGAIN : error});
-  });
+  return recv_on(*pair_, me_, buf, len, flags.msg_flags, dont_wait, timeout);
 }
 
 Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noexcept {
@@ -459,109 +336,26 @@ Result<size_t> UnixStream::send(const void* buf, size_t len, IoFlags flags) noex
     return Error{EOPNOTSUPP};  // out-of-band data is not modelled (docs/deviations.md)
   }
   const bool nosignal = (flags.msg_flags & MSG_NOSIGNAL) != 0;
-  UnixPair& p = *pair_;
-  auto pipe_error = [&](std::size_t sent) noexcept -> Result<size_t> {
-    if (sent > 0) {
-      return sent;
-    }
-    if (!nosignal) {
-      raise_sigpipe();
-    }
-    return Error{EPIPE};
-  };
   bool shut;
   {
-    SpinGuard guard(p.lock);
-    shut = (p.end[me_].shutdown & kSendShutdown) != 0;
+    SpinGuard guard(pair_->lock);
+    shut = (pair_->side[me_].shut & kSendShutdown) != 0;
   }
   if (shut) {
-    return pipe_error(0);  // checked before anything else, even for a zero-length write
+    return broken_pipe(nosignal);  // checked before anything else, even for a zero-length write
   }
   if (len == 0) {
     return size_t{0};
   }
   Timeout timeout = socket_timeout(opts_.sndtimeo.load(std::memory_order_relaxed));
   const bool dont_wait = flags.dont_wait() || timeout.is_zero();
-  const auto* in = static_cast<const unsigned char*>(buf);
-  std::size_t sent = 0;
-  Chunk* chunk = nullptr;  // the next skb, filled outside the lock
-  enum class Step { kQueued, kFull, kPipe, kError };
-
-  // Queues `chunk` if the send buffer allows (Linux's order: pending error, our shutdown, the
-  // peer gone or shut for reading, then the buffer).
-  auto step = [&](int& err) noexcept -> Step {
-    UnixStream* reader = nullptr;
-    Step s;
-    {
-      SpinGuard guard(p.lock);
-      UnixPair::End& me = p.end[me_];
-      UnixPair::End& other = p.end[1 - me_];
-      if (me.err != 0) {
-        err = std::exchange(me.err, 0);
-        s = Step::kError;
-      } else if ((me.shutdown & kSendShutdown) != 0 || other.sock == nullptr ||
-                 (other.shutdown & kRcvShutdown) != 0) {
-        s = Step::kPipe;
-      } else if (other.rx.charge() >= static_cast<std::size_t>(me.sndbuf)) {
-        s = Step::kFull;
-      } else {
-        sent += chunk->size();
-        other.rx.push(std::exchange(chunk, nullptr));
-        s = Step::kQueued;
-        if (other.sock->try_get()) {
-          reader = other.sock;
-        }
-      }
-    }
-    wake_and_put(reader, kDataReadyKey);
-    return s;
-  };
-  auto fail = [&](Step s, int err) noexcept -> Result<size_t> {
-    Chunk::destroy(std::exchange(chunk, nullptr));
-    if (s == Step::kPipe) {
-      return pipe_error(sent);
-    }
-    return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{err});
-  };
-
-  // Queues as much as fits; bytes queued are reported whatever ends the call.
-  auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
-    while (sent < len) {
-      if (chunk == nullptr) {
-        int sndbuf;
-        {
-          SpinGuard guard(p.lock);
-          sndbuf = p.end[me_].sndbuf;
-        }
-        std::size_t n = std::min(len - sent, max_skb_payload(sndbuf));
-        chunk = Chunk::create(n);
-        if (chunk == nullptr) {
-          return sent > 0 ? Result<size_t>(sent) : Result<size_t>(Error{ENOBUFS});
-        }
-        std::memcpy(chunk->data(), in + sent, n);
-        chunk->end = static_cast<std::uint32_t>(n);
-        chunk->charge = static_cast<std::uint32_t>(skb_truesize(n));
-      }
-      int err = 0;
-      Step s = step(err);
-      if (s == Step::kFull) {
-        return std::nullopt;  // wait for the reader to free space
-      }
-      if (s != Step::kQueued) {
-        return fail(s, err);
-      }
-    }
-    return Result<size_t>(sent);
-  };
-  return block_on<size_t>(queue_, dont_wait, timeout, attempt, [&](int error) noexcept {
-    return fail(Step::kError, error == ETIMEDOUT ? EAGAIN : error);
-  });
+  return send_on(*pair_, me_, buf, len, nosignal, dont_wait, timeout);
 }
 
 }  // namespace
 
 Result<FilePair> make_unix_stream_pair(int flags) noexcept {
-  auto* pair = detail::try_new<UnixPair>();
+  auto* pair = detail::try_new<UnixPair>(kUnixRules);
   if (pair == nullptr) {
     return Error{ENOMEM};
   }
@@ -584,11 +378,11 @@ Result<FilePair> make_unix_stream_pair(int flags) noexcept {
   }
   {
     SpinGuard guard(pair->lock);
-    for (int i = 0; i < 2; ++i) {
-      pair->end[i].sndbuf = wmem_default();
+    for (Side& side : pair->side) {
+      side.limit = Limit::skb(wmem_default());
     }
-    pair->end[0].sock = a;
-    pair->end[1].sock = b;
+    pair->side[0].sock = a;
+    pair->side[1].sock = b;
   }
   return FilePair{Ref<File>::adopt(a), Ref<File>::adopt(b)};
 }

@@ -27,6 +27,7 @@
 
 #include "conformance.hpp"
 #include "support/backend.hpp"
+#include "support/blocked.hpp"
 #include "support/inet.hpp"
 #include "uepoll/uepoll.h"
 
@@ -1027,36 +1028,10 @@ TEST_P(InetLoopback, ReuseportSpreadsConnections) {
 
 // --- blocking calls, on both backends ---
 
-template <class F>
-long run_blocked(F call, const std::function<void()>& poke, int* err) {
-  std::atomic<bool> done{false};
-  long result = 0;
-  std::thread t([&] {
-    errno = 0;
-    result = call();
-    *err = errno;
-    done = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_FALSE(done.load()) << "the call did not block";
-  poke();
-  for (int i = 0; i < 500 && !done; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(done.load()) << "the call was not woken";
-  while (!done) {
-    pthread_kill(t.native_handle(), SIGUSR1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  t.join();
-  return result;
-}
-
 TEST_P(InetLoopback, BlockingAcceptWakesOnConnect) {
   int l = listener();
-  int err = 0;
   long r = run_blocked([&] { return static_cast<long>(api().accept(l, nullptr, nullptr)); },
-                       [&] { connect_to(l); }, &err);
+                       [&] { connect_to(l); });
   ASSERT_GE(r, 0);
   track(static_cast<int>(r));
 }
@@ -1067,12 +1042,11 @@ TEST_P(InetLoopback, BlockingRecvWakesOnDataAndOnFin) {
   const int c = c0;
   const int s = s0;
   char b[8];
-  int err = 0;
   long r = run_blocked([&] { return static_cast<long>(api().recv(s, b, sizeof b, 0)); },
-                       [&] { ASSERT_EQ(api().write(c, "data", 4), 4); }, &err);
+                       [&] { ASSERT_EQ(api().write(c, "data", 4), 4); });
   EXPECT_EQ(r, 4);
   r = run_blocked([&] { return static_cast<long>(api().recv(s, b, sizeof b, 0)); },
-                  [&] { ASSERT_EQ(api().shutdown(c, SHUT_WR), 0); }, &err);
+                  [&] { ASSERT_EQ(api().shutdown(c, SHUT_WR), 0); });
   EXPECT_EQ(r, 0);
 }
 
@@ -1090,12 +1064,11 @@ TEST_P(InetLoopback, BlockedWriterGetsTheReset) {
   }
   ASSERT_EQ(api().fcntl(c, F_SETFL, 0), 0);
   int before = sigpipes_so_far();
-  int err = 0;
   // The reader closes with everything unread: a reset, reported by the blocked write itself.
-  long r = run_blocked([&] { return static_cast<long>(api().write(c, "x", 1)); },
-                       [&] { close_fd(s); }, &err);
+  long r =
+      run_blocked([&] { return static_cast<long>(api().write(c, "x", 1)); }, [&] { close_fd(s); });
   EXPECT_EQ(r, -1);
-  EXPECT_EQ(err, ECONNRESET);
+  EXPECT_EQ(errno, ECONNRESET);
   EXPECT_EQ(sigpipes_so_far(), before);
 }
 
@@ -1145,11 +1118,10 @@ TEST_P(InetLoopback, DataSentBeforeAcceptIsDelivered) {
 
 TEST_P(InetLoopback, ShutdownOfAListenerFailsBlockedAccept) {
   int l = listener();
-  int err = 0;
   long r = run_blocked([&] { return static_cast<long>(api().accept(l, nullptr, nullptr)); },
-                       [&] { ASSERT_EQ(api().shutdown(l, SHUT_RD), 0); }, &err);
+                       [&] { ASSERT_EQ(api().shutdown(l, SHUT_RD), 0); });
   EXPECT_EQ(r, -1);
-  EXPECT_EQ(err, EINVAL);
+  EXPECT_EQ(errno, EINVAL);
   int v = 1;
   socklen_t len = sizeof v;
   ASSERT_EQ(api().getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &v, &len), 0);

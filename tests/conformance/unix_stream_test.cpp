@@ -26,12 +26,14 @@
 
 #include "conformance.hpp"
 #include "support/backend.hpp"
+#include "support/blocked.hpp"
 #include "uepoll/uepoll.h"
 
 namespace {
 
 using uepoll_conformance::sigpipes_so_far;
 using uepoll_test::Api;
+using uepoll_test::run_blocked;
 
 constexpr unsigned kAllEvents = 0x7fff;
 
@@ -508,33 +510,6 @@ TEST_P(UnixStream, ReceiveTimeoutExpires) {
 }
 
 // --- blocking calls, on both backends ---
-
-// Runs `call` in a thread; returns its result once it ends (or after 5 s: failure).
-template <class F>
-long run_blocked(F call, std::function<void()> poke) {
-  std::atomic<bool> done{false};
-  long result = 0;
-  int err = 0;
-  std::thread t([&] {
-    errno = 0;
-    result = call();
-    err = errno;
-    done = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_FALSE(done.load()) << "the call did not block";
-  poke();
-  for (int i = 0; i < 500 && !done; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(done.load()) << "the call was not woken";
-  if (!done) {
-    pthread_kill(t.native_handle(), SIGUSR1);
-  }
-  t.join();
-  errno = err;
-  return result;
-}
 
 TEST_P(UnixStream, BlockingReadWakesOnWrite) {
   set_blocking(sv_[1]);

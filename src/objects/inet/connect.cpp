@@ -167,13 +167,13 @@ AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& sr
 // or the reader's receive buffer was set; then the two buffers, the other one at its default.
 void InetSocket::tune(InetConn& c) noexcept {
   for (int k = 0; k < 2; ++k) {
-    const InetSocket* reader = c.side[k].sock;
-    const InetSocket* writer = c.side[1 - k].sock;
-    const int snd = writer != nullptr ? writer->opts_.sndbuf.load(std::memory_order_relaxed)
+    const Socket* reader = c.side[k].sock;
+    const Socket* writer = c.side[1 - k].sock;
+    const int snd = writer != nullptr ? writer->options().sndbuf.load(std::memory_order_relaxed)
                                       : tcp_sndbuf_default();
-    const int rcv = reader != nullptr ? reader->opts_.rcvbuf.load(std::memory_order_relaxed)
+    const int rcv = reader != nullptr ? reader->options().rcvbuf.load(std::memory_order_relaxed)
                                       : tcp_rcvbuf_default();
-    StreamLimit limit;
+    Limit limit{kStreamLimit, kWritableLimit};
     if (snd != tcp_sndbuf_default() || rcv != tcp_rcvbuf_default()) {
       limit.hold = std::min(kStreamLimit, static_cast<std::size_t>(snd) + rcv);
       limit.writable = limit.hold * 2 / 3;
@@ -391,18 +391,18 @@ bool InetSocket::disconnect_conn(bool abort) noexcept {
   if (c == nullptr) {
     return false;
   }
-  InetSocket* peer = nullptr;
+  Socket* peer = nullptr;
   Chunk* purged;
   bool was_open;
   {
     SpinGuard guard(c->lock);
-    InetConn::Side& me = c->side[s];
-    InetConn::Side& other = c->side[1 - s];
+    Side& me = c->side[s];
+    Side& other = c->side[1 - s];
     me.sock = nullptr;
     purged = me.rx.take_all();
     was_open = !me.closed;
     if (abort && !me.closed && other.sock != nullptr) {
-      reset_side(other);
+      reset(other);
       peer = grab(other.sock);
     }
     me.closed = true;

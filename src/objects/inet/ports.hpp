@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "objects/inet/address.hpp"
-#include "objects/unix_inet_common.hpp"
+#include "objects/socket_common.hpp"
 #include "uepoll/sync.hpp"
 
 namespace uepoll::inet {

@@ -17,8 +17,8 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
   if (InetConn* c = conn(&s); c != nullptr) {
     const int lowat = std::max(opts_.rcvlowat.load(std::memory_order_relaxed), 1);
     SpinGuard guard(c->lock);
-    InetConn::Side& me = c->side[s];
-    const InetConn::Side& other = c->side[1 - s];
+    Side& me = c->side[s];
+    const Side& other = c->side[1 - s];
     PollMask mask = 0;
     if (me.shut == kShutdownMask || me.closed) {
       mask |= EPOLLHUP;
@@ -29,7 +29,7 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
     if (me.rx.bytes() >= static_cast<std::size_t>(lowat)) {
       mask |= EPOLLIN | EPOLLRDNORM;
     }
-    if ((me.shut & kSendShutdown) != 0 || other.limit.writable_with(other.rx.bytes())) {
+    if ((me.shut & kSendShutdown) != 0 || c->writable(other)) {
       mask |= EPOLLOUT | EPOLLWRNORM;
     } else {
       me.nospace = true;
@@ -268,11 +268,11 @@ Result<void> InetSocket::shutdown(int how) noexcept {
   int s;
   InetConn* c = conn(&s);
   bool closed = true;
-  InetSocket* peer = nullptr;
+  Socket* peer = nullptr;
   if (c != nullptr) {
     SpinGuard guard(c->lock);
-    InetConn::Side& me = c->side[s];
-    InetConn::Side& other = c->side[1 - s];
+    Side& me = c->side[s];
+    Side& other = c->side[1 - s];
     closed = me.closed;
     const bool fin = !me.closed && (mode & kSendShutdown) != 0 && (me.shut & kSendShutdown) == 0;
     me.shut |= mode;
@@ -319,18 +319,18 @@ void InetSocket::release() noexcept {
   InetConn* c = conn(&s);
   if (c != nullptr) {
     const bool abort = abortive_close() || abort_on_release_.load(std::memory_order_relaxed);
-    InetSocket* peer = nullptr;
+    Socket* peer = nullptr;
     Chunk* purged;
     {
       SpinGuard guard(c->lock);
-      InetConn::Side& me = c->side[s];
-      InetConn::Side& other = c->side[1 - s];
+      Side& me = c->side[s];
+      Side& other = c->side[1 - s];
       me.sock = nullptr;
       const bool unread = !me.rx.empty();
       purged = me.rx.take_all();
       if (!me.closed && other.sock != nullptr) {
         if (unread || abort) {
-          reset_side(other);  // Linux sends a RST when unread data is discarded
+          reset(other);  // Linux sends a RST when unread data is discarded
         } else if ((me.shut & kSendShutdown) == 0) {
           other.shut |= kRcvShutdown;  // FIN
           other.done = true;

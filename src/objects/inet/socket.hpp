@@ -54,7 +54,8 @@
 
 #include "objects/inet/address.hpp"
 #include "objects/inet/ports.hpp"
-#include "objects/unix_inet_common.hpp"
+#include "objects/socket_common.hpp"
+#include "objects/stream.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/file.hpp"
@@ -64,23 +65,14 @@
 
 namespace uepoll::inet {
 
+using namespace stream;  // the byte streams this family shares with AF_UNIX
+
 constexpr std::size_t kStreamLimit = 3932160;    // unread bytes one direction may hold
 constexpr std::size_t kWritableLimit = 2621440;  // EPOLLOUT while at most this many are unread
-constexpr std::size_t kMinChunk = 512 - sizeof(Chunk);  // small: malloc's per-thread cache
-constexpr std::size_t kMaxChunk = 65536;
-constexpr std::size_t kCoalesceMax = 1024;  // small writes copy into the last chunk's spare room
-constexpr int kConnectedSndbuf = 3939840;   // SO_SNDBUF of a connected loopback socket
+constexpr int kConnectedSndbuf = 3939840;        // SO_SNDBUF of a connected loopback socket
 constexpr int kUnconnectedMss = 536;
 constexpr int kLoopbackMss = 32768;       // TCP_MAXSEG of a loopback connection...
 constexpr int kFirstLoopbackMss = 32741;  // ...as the connecting side reports it until it sends
-
-// How much one direction of a connection may hold (Side::limit).
-struct StreamLimit {
-  std::size_t hold = kStreamLimit;        // unread bytes at most
-  std::size_t writable = kWritableLimit;  // EPOLLOUT while at most this many are unread
-
-  bool writable_with(std::size_t unread) const noexcept { return unread <= writable; }
-};
 
 // ---------------------------------------------------------------------------------------------
 // Accept queues and connections
@@ -110,39 +102,18 @@ struct AcceptQueue {
   }
 };
 
-/// Both directions of one connection. Side 0 is the connecting socket, side 1 the accepted one.
-struct InetConn {
-  struct Side {
-    InetSocket* sock = nullptr;  // null once that socket is released (an orphan)
-    ByteQueue rx;                // bytes for this side to read
-    unsigned shut = 0;           // sk_shutdown
-    int err = 0;                 // sk_err
-    bool done = false;           // the peer's FIN arrived (SOCK_DONE)
-    bool closed = false;         // TCP_CLOSE: reset, or both FINs exchanged
-    bool nospace = false;        // this side's writer found no room (SOCK_NOSPACE)
-    StreamLimit limit;           // how much `rx` may hold
-  };
-  SpinLock lock;
-  Side side[2] UEPOLL_GUARDED_BY(lock);
-  std::atomic<int> refs{2};
+/// Both directions of one connection (stream.hpp). Side 0 is the connecting socket, side 1 the
+/// accepted one.
+struct InetConn : stream::Conn {
+  InetConn() noexcept : Conn(stream::kTcpRules) {}
   InetConn* retired_next = nullptr;  // the owning socket's list of replaced connections
 
   void put() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (drop_ref()) {
       delete this;
     }
   }
 };
-
-// Linux's tcp_reset() as seen by `s`: the error depends on the state.
-inline void reset_side(InetConn::Side& s) noexcept {
-  if (s.closed) {
-    return;
-  }
-  s.err = (s.done && (s.shut & kSendShutdown) == 0) ? EPIPE : ECONNRESET;
-  s.closed = true;
-  s.shut = kShutdownMask;
-}
 
 struct TcpOptions {
   std::atomic<int> nodelay{0};
@@ -195,9 +166,9 @@ inline int tcp_rcvbuf_default() noexcept {
   return v;
 }
 
-class InetSocket final : public File {
+class InetSocket final : public stream::Socket {
  public:
-  InetSocket(int family, int flags) noexcept : File(O_RDWR, flags), family_(family) {
+  InetSocket(int family, int flags) noexcept : Socket(flags), family_(family) {
     opts_.sndbuf.store(tcp_sndbuf_default(), std::memory_order_relaxed);
     opts_.rcvbuf.store(tcp_rcvbuf_default(), std::memory_order_relaxed);
     local_.addr = family == AF_INET ? mapped(0) : IpAddr{};
@@ -205,15 +176,6 @@ class InetSocket final : public File {
   }
 
   PollMask poll(PollTable* table) noexcept override;
-  Result<size_t> read(void* buf, size_t count, IoFlags flags) noexcept override {
-    if (count == 0) {
-      return size_t{0};  // the socket layer answers a zero-length read() itself
-    }
-    return recv(buf, count, flags);
-  }
-  Result<size_t> write(const void* buf, size_t count, IoFlags flags) noexcept override {
-    return send(buf, count, flags);
-  }
   Result<void> bind(const sockaddr* addr, socklen_t len) noexcept override;
   Result<void> listen(int backlog) noexcept override;
   Result<Ref<File>> accept(sockaddr* addr, socklen_t* len, int new_status_flags,
@@ -241,19 +203,6 @@ class InetSocket final : public File {
     std::uintptr_t bits = conn_bits_.load(std::memory_order_acquire);
     *side = static_cast<int>(bits & 1);
     return reinterpret_cast<InetConn*>(bits & ~std::uintptr_t{1});
-  }
-  static void wake_and_put(InetSocket* s, PollMask key) noexcept {
-    if (s != nullptr) {
-      if (key == 0) {
-        s->queue_.wake_all(0);  // a state change: every waiter must see it
-      } else {
-        s->queue_.wake(key);
-      }
-      s->put();
-    }
-  }
-  static InetSocket* grab(InetSocket* s) noexcept {
-    return s != nullptr && s->try_get() ? s : nullptr;
   }
   TimeoutUs rcvtimeo() const noexcept { return opts_.rcvtimeo.load(std::memory_order_relaxed); }
   TimeoutUs sndtimeo() const noexcept { return opts_.sndtimeo.load(std::memory_order_relaxed); }
@@ -290,9 +239,7 @@ class InetSocket final : public File {
   Result<void> get_socket_option(int name, void* val, socklen_t* len) noexcept;
 
   const int family_;
-  WaitQueue queue_;        // what poll() hooks: every state change and data wake-up
   WaitQueue accept_wait_;  // blocked accept() callers only (exclusive waiters)
-  SockOptions opts_;
   TcpOptions tcp_;
   Mutex op_mu_{
       LockLevel::kOperation};  // serialises bind/listen/connect/shutdown/close on this socket

@@ -1,6 +1,5 @@
-#include "objects/unix_inet_common.hpp"
+#include "objects/socket_common.hpp"
 
-#include <pthread.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -8,93 +7,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <new>
 
-#include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 
 namespace uepoll::sockcommon {
-
-// ---------------------------------------------------------------------------------------------
-// Chunks and byte queues
-
-Chunk* Chunk::create(std::size_t cap) noexcept {
-  void* mem = detail::allocation_should_fail() ? nullptr
-                                               : ::operator new(sizeof(Chunk) + cap, std::nothrow);
-  if (mem == nullptr) {
-    return nullptr;
-  }
-  auto* c = static_cast<Chunk*>(mem);
-  c->next = nullptr;
-  c->begin = 0;
-  c->end = 0;
-  c->cap = static_cast<std::uint32_t>(cap);
-  c->charge = 0;
-  return c;
-}
-
-void Chunk::destroy(Chunk* chunk) noexcept { ::operator delete(static_cast<void*>(chunk)); }
-
-void Chunk::destroy_list(Chunk* list) noexcept {
-  while (list != nullptr) {
-    Chunk* next = list->next;
-    destroy(list);
-    list = next;
-  }
-}
-
-void ByteQueue::push(Chunk* chunk) noexcept {
-  chunk->next = nullptr;
-  if (tail_ == nullptr) {
-    head_ = chunk;
-  } else {
-    tail_->next = chunk;
-  }
-  tail_ = chunk;
-  bytes_ += chunk->size();
-  charge_ += chunk->charge;
-}
-
-std::size_t ByteQueue::copy_out(unsigned char* out, std::size_t n, std::size_t skip, bool consume,
-                                Chunk** freed) noexcept {
-  std::size_t done = 0;
-  Chunk* c = head_;
-  while (c != nullptr && skip >= c->size()) {
-    skip -= c->size();
-    c = c->next;
-  }
-  while (c != nullptr && done < n) {
-    std::size_t take = std::min<std::size_t>(c->size() - skip, n - done);
-    std::memcpy(out + done, c->data() + c->begin + skip, take);
-    done += take;
-    skip = 0;
-    Chunk* next = c->next;
-    if (consume) {
-      c->begin += static_cast<std::uint32_t>(take);
-      bytes_ -= take;
-      if (c->size() == 0) {
-        head_ = next;
-        if (head_ == nullptr) {
-          tail_ = nullptr;
-        }
-        charge_ -= c->charge;
-        c->next = *freed;
-        *freed = c;
-      }
-    }
-    c = next;
-  }
-  return done;
-}
-
-Chunk* ByteQueue::take_all() noexcept {
-  Chunk* all = head_;
-  head_ = nullptr;
-  tail_ = nullptr;
-  bytes_ = 0;
-  charge_ = 0;
-  return all;
-}
 
 // ---------------------------------------------------------------------------------------------
 // User-memory conventions
@@ -159,9 +75,6 @@ Result<void> check_sockaddr_in(const sockaddr* addr, socklen_t len) noexcept {
   }
   return {};
 }
-
-// Thread-directed, as Linux's send_sig from a sending task.
-void raise_sigpipe() noexcept { pthread_kill(pthread_self(), SIGPIPE); }
 
 // ---------------------------------------------------------------------------------------------
 // Host defaults

@@ -1,13 +1,10 @@
-// Pieces shared by the two stream-socket objects (unix_stream.cpp, inet/): a chunked
-// byte queue, the getsockopt/setsockopt/sockaddr copy conventions of Linux's socket layer, the
-// SOL_SOCKET options every socket has, host sysctl defaults, and the SIGPIPE rule.
+// Linux's socket layer as both socket families see it (unix_stream.cpp, inet/): the
+// getsockopt/setsockopt/sockaddr copy conventions, the SOL_SOCKET options every socket has, and
+// host sysctl defaults. The byte streams themselves are stream.hpp's.
 //
-// Thread safety: ByteQueue is not synchronised (its owner's lock guards it); SockOptions is a set
-// of atomics; the free functions are thread-safe.
+// Thread safety: SockOptions is a set of atomics; the free functions are thread-safe.
 #pragma once
 
-#include <signal.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -19,68 +16,6 @@
 #include "uepoll/result.hpp"
 
 namespace uepoll::sockcommon {
-
-/// Linux's sk_shutdown bits.
-constexpr unsigned kRcvShutdown = 1;
-constexpr unsigned kSendShutdown = 2;
-constexpr unsigned kShutdownMask = 3;
-
-/// Wake-up keys, as Linux's socket callbacks pass them.
-constexpr std::uint32_t kDataReadyKey = EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND;
-constexpr std::uint32_t kWriteSpaceKey = EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
-
-/// One contiguous piece of queued data; the payload follows the header in the same allocation.
-struct Chunk {
-  Chunk* next;
-  std::uint32_t begin;   // first unread byte
-  std::uint32_t end;     // one past the last written byte
-  std::uint32_t cap;     // payload capacity
-  std::uint32_t charge;  // accounting units released when the chunk is fully read
-  unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
-  std::uint32_t size() const noexcept { return end - begin; }
-  std::uint32_t spare() const noexcept { return cap - end; }
-
-  /// A chunk with room for `cap` bytes, or null when memory is short (never throws).
-  static Chunk* create(std::size_t cap) noexcept;
-  static void destroy(Chunk* chunk) noexcept;
-  /// Frees a list linked through `next`.
-  static void destroy_list(Chunk* list) noexcept;
-};
-
-/// A FIFO of chunks with byte and charge totals.
-class ByteQueue {
- public:
-  ByteQueue() = default;
-  ByteQueue(const ByteQueue&) = delete;
-  ByteQueue& operator=(const ByteQueue&) = delete;
-  ~ByteQueue() { Chunk::destroy_list(take_all()); }
-
-  bool empty() const noexcept { return head_ == nullptr; }
-  std::size_t bytes() const noexcept { return bytes_; }
-  std::size_t charge() const noexcept { return charge_; }
-  Chunk* tail() noexcept { return tail_; }
-
-  /// Appends a chunk holding at least one byte.
-  void push(Chunk* chunk) noexcept;
-  /// Records `n` bytes the caller has just written at the end of tail().
-  void grew_tail(std::size_t n) noexcept {
-    tail_->end += static_cast<std::uint32_t>(n);
-    bytes_ += n;
-  }
-  /// Copies up to `n` bytes, starting `skip` bytes into the queue, to `out`. When `consume`,
-  /// the bytes are removed (skip must be 0) and emptied chunks are moved onto `*freed` (the
-  /// caller frees them after dropping its lock). Returns the number of bytes copied.
-  std::size_t copy_out(unsigned char* out, std::size_t n, std::size_t skip, bool consume,
-                       Chunk** freed) noexcept;
-  /// Empties the queue; returns the chunks for the caller to free.
-  Chunk* take_all() noexcept;
-
- private:
-  Chunk* head_ = nullptr;
-  Chunk* tail_ = nullptr;
-  std::size_t bytes_ = 0;
-  std::size_t charge_ = 0;
-};
 
 // --- user-memory conventions of the socket layer ---
 
@@ -97,9 +32,6 @@ Result<void> put_sockaddr(sockaddr* addr, socklen_t* len, const void* src, sockl
 /// bind/connect's address copy-in checks: EINVAL for a length over sizeof(sockaddr_storage),
 /// EFAULT for a null address with a non-zero length.
 Result<void> check_sockaddr_in(const sockaddr* addr, socklen_t len) noexcept;
-
-/// Raises SIGPIPE in the calling thread (Linux's send_sig(SIGPIPE, current)).
-void raise_sigpipe() noexcept;
 
 // --- host defaults, read once from /proc/sys (fallback: Linux's defaults) ---
 int wmem_default() noexcept;  // net.core.wmem_default (212992)
