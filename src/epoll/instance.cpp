@@ -713,6 +713,9 @@ Result<int> Instance::send_events(epoll_event* events, int maxevents) noexcept {
 // ---------------------------------------------------------------------------------------------
 // epoll_wait
 
+// Long, but one loop whose exits are epoll_wait's contract (events, timeout, signal), with each
+// sleeper's hook and unhook paired inside it.
+// NOLINTNEXTLINE(readability-function-size)
 Result<int> Instance::wait(epoll_event* events, int maxevents, Timeout timeout,
                            const sigset_t* sigmask) noexcept {
   bool timed_out = timeout.is_zero();

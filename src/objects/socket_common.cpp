@@ -198,6 +198,24 @@ Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t 
   return {};
 }
 
+// SO_*BUF: Linux stores twice the value (the bookkeeping overhead), at least the minimum, the
+// request clamped by the sysctl maximum unless forced (SO_*BUFFORCE, root only).
+constexpr int kForced = -1;
+
+Result<void> set_buffer(std::atomic<int>& to, int v, int max, int min) noexcept {
+  long n;
+  if (max == kForced) {
+    if (geteuid() != 0) {
+      return Error{EPERM};
+    }
+    n = std::max(v, 0);
+  } else {
+    n = std::min<long>(static_cast<unsigned>(v), max);
+  }
+  to.store(static_cast<int>(std::clamp<long>(n * 2, min, INT_MAX)), std::memory_order_relaxed);
+  return {};
+}
+
 }  // namespace
 
 Result<void> get_common_option(const SockOptions& o, const SockIdentity& id, int name, void* val,
@@ -257,34 +275,10 @@ Result<void> set_common_option(SockOptions& o, int name, const void* val, sockle
       store(o.priority, v);
       return {};
     case SO_RCVLOWAT: store(o.rcvlowat, v < 0 ? INT_MAX : std::max(v, 1)); return {};
-    case SO_SNDBUF:
-    case SO_SNDBUFFORCE: {
-      long n;
-      if (name == SO_SNDBUFFORCE) {
-        if (geteuid() != 0) {
-          return Error{EPERM};
-        }
-        n = std::max(v, 0);
-      } else {
-        n = std::min<long>(static_cast<unsigned>(v), wmem_max());
-      }
-      store(o.sndbuf, static_cast<int>(std::clamp<long>(n * 2, kMinSndbuf, INT_MAX)));
-      return {};
-    }
-    case SO_RCVBUF:
-    case SO_RCVBUFFORCE: {
-      long n;
-      if (name == SO_RCVBUFFORCE) {
-        if (geteuid() != 0) {
-          return Error{EPERM};
-        }
-        n = std::max(v, 0);
-      } else {
-        n = std::min<long>(static_cast<unsigned>(v), rmem_max());
-      }
-      store(o.rcvbuf, static_cast<int>(std::clamp<long>(n * 2, kMinRcvbuf, INT_MAX)));
-      return {};
-    }
+    case SO_SNDBUF: return set_buffer(o.sndbuf, v, wmem_max(), kMinSndbuf);
+    case SO_SNDBUFFORCE: return set_buffer(o.sndbuf, v, kForced, kMinSndbuf);
+    case SO_RCVBUF: return set_buffer(o.rcvbuf, v, rmem_max(), kMinRcvbuf);
+    case SO_RCVBUFFORCE: return set_buffer(o.rcvbuf, v, kForced, kMinRcvbuf);
     case SO_LINGER: {
       linger l{};
       if (len < sizeof l) {

@@ -183,7 +183,7 @@ struct Sender {
   const unsigned char* in;
   std::size_t len;
   std::size_t sent = 0;
-  Chunk* chunk = nullptr;    // the next piece, filled outside the lock
+  Chunk* chunk = nullptr;     // the next piece, filled outside the lock
   std::size_t chunk_len = 0;  // what the next chunk should carry (set by kNeedChunk)
   int err = 0;                // the error of kFailed (0: reset by an orphan peer, all "sent")
   Socket* wake = nullptr;
@@ -256,8 +256,7 @@ struct Sender {
 
   // Fills the next chunk outside the lock; false when memory is short.
   bool fill_chunk() noexcept {
-    const std::size_t cap =
-        c.rules.skb_accounting ? chunk_len : std::max(chunk_len, kMinChunk);
+    const std::size_t cap = c.rules.skb_accounting ? chunk_len : std::max(chunk_len, kMinChunk);
     chunk = Chunk::create(cap);
     if (chunk == nullptr) {
       return false;
@@ -345,8 +344,8 @@ std::optional<Result<size_t>> receive_outcome(Side& me, const Rules& rules, std:
 
 }  // namespace
 
-Result<size_t> Socket::recv_on(Conn& c, int s, void* buf, size_t len, int msg_flags,
-                               bool dont_wait, Timeout& timeout) noexcept {
+Result<size_t> Socket::recv_on(Conn& c, int s, void* buf, size_t len, int msg_flags, bool dont_wait,
+                               Timeout& timeout) noexcept {
   const bool peek = (msg_flags & MSG_PEEK) != 0;
   // Linux's sock_rcvlowat(): the bytes a blocking read waits for.
   const auto lowat =
@@ -369,8 +368,8 @@ Result<size_t> Socket::recv_on(Conn& c, int s, void* buf, size_t len, int msg_fl
       result = receive_outcome(me, c.rules, copied, target, had_data, len);
       // A freed chunk wakes the writer when it can go on (every skb for AF_UNIX, TCP's writer
       // only when it had found no room).
-      if (freed != nullptr && other.sock != nullptr &&
-          (c.rules.skb_accounting || other.nospace) && c.writable(me)) {
+      if (freed != nullptr && other.sock != nullptr && (c.rules.skb_accounting || other.nospace) &&
+          c.writable(me)) {
         other.nospace = false;
         writer = grab(other.sock);
       }
@@ -395,6 +394,17 @@ void reset(Side& side) noexcept {
   side.err = (side.done && (side.shut & kSendShutdown) == 0) ? EPIPE : ECONNRESET;
   side.closed = true;
   side.shut = kShutdownMask;
+}
+
+bool deliver_fin(Side& peer) noexcept {
+  peer.shut |= kRcvShutdown;
+  peer.done = true;
+  if ((peer.shut & kSendShutdown) == 0) {
+    return false;
+  }
+  peer.closed = true;
+  peer.shut = kShutdownMask;
+  return true;
 }
 
 }  // namespace uepoll::stream

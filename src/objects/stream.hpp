@@ -185,8 +185,8 @@ class Socket : public File {
   /// Queues `len` (> 0) bytes for side `s`'s peer: what fits now, then, unless `dont_wait`,
   /// waits for room until `timeout`. Reports the bytes queued whatever ends the call; EPIPE
   /// raises SIGPIPE unless `nosignal`.
-  Result<size_t> send_on(Conn& c, int s, const void* buf, size_t len, bool nosignal,
-                         bool dont_wait, Timeout& timeout) noexcept;
+  Result<size_t> send_on(Conn& c, int s, const void* buf, size_t len, bool nosignal, bool dont_wait,
+                         Timeout& timeout) noexcept;
   /// Reads up to `len` bytes of side `s` (MSG_PEEK and MSG_WAITALL in `msg_flags`), waiting
   /// for SO_RCVLOWAT bytes (all of them with MSG_WAITALL) unless `dont_wait`.
   Result<size_t> recv_on(Conn& c, int s, void* buf, size_t len, int msg_flags, bool dont_wait,
@@ -206,6 +206,10 @@ S* grab(S* s) noexcept {
 /// Linux's tcp_reset() as seen by `side`: closed, both directions shut, and the error its state
 /// gives (EPIPE once the peer's FIN had come and we could still send, else ECONNRESET).
 void reset(Side& side) noexcept;
+
+/// Our FIN arriving at `peer` (Linux's tcp_fin): end of file after its data, and TCP_CLOSE if it
+/// had sent its own FIN. Returns whether both FINs have now been exchanged.
+bool deliver_fin(Side& peer) noexcept;
 
 /// Linux's EPIPE: SIGPIPE to the calling thread unless MSG_NOSIGNAL.
 Error broken_pipe(bool nosignal) noexcept;

@@ -33,11 +33,6 @@
 namespace uepoll::preload {
 namespace {
 
-int fail(int error) noexcept {
-  errno = error;
-  return -1;
-}
-
 // A listener's twin: the kernel listener as one of uepoll's own descriptors, and how many of
 // the program's numbers name the pair. Few (one per listening socket): a vector under a mutex.
 struct Twin {

@@ -125,6 +125,12 @@ void hand_over_all() noexcept;
 /// A uepoll descriptor's object, or null.
 inline Ref<File> object(int fd) noexcept { return fd >= 0 ? table().get(fd) : nullptr; }
 
+/// For the C functions: -1 with errno set to `error`.
+inline int fail(int error) noexcept {
+  errno = error;
+  return -1;
+}
+
 /// For the C functions: a Result as a return value with errno.
 template <class T>
 T errno_of(Result<T> r) noexcept {

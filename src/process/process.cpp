@@ -556,6 +556,20 @@ struct PollCallTable : PollTable {
 
 }  // namespace
 
+namespace {
+
+// A kernel descriptor in poll(): the kernel's answer, without waiting.
+Result<PollMask> poll_kernel_fd(const pollfd& fd) noexcept {
+  pollfd probe{fd.fd, fd.events, 0};
+  const timespec zero{0, 0};
+  if (sys::calls.ppoll(&probe, 1, &zero, nullptr) < 0) {
+    return Error{errno};
+  }
+  return PollMask{static_cast<std::uint16_t>(probe.revents)};
+}
+
+}  // namespace
+
 Result<int> Process::poll(pollfd* fds, nfds_t nfds, int timeout_ms) noexcept {
   return poll_with(fds, nfds, Timeout::after_ms(timeout_ms), nullptr, KernelFds::kInvalid);
 }
@@ -587,12 +601,11 @@ Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const 
           revents = f->poll(pt) & wanted;
         } else if (kernel == KernelFds::kPassThrough) {
           // Not ours: the kernel answers for it, now and while we sleep.
-          pollfd probe{fds[i].fd, fds[i].events, 0};
-          const timespec zero{0, 0};
-          if (sys::calls.ppoll(&probe, 1, &zero, nullptr) < 0) {
-            return Error{errno};
+          Result<PollMask> kernel_revents = poll_kernel_fd(fds[i]);
+          if (!kernel_revents) {
+            return Error{kernel_revents.error()};
           }
-          revents = static_cast<std::uint16_t>(probe.revents);
+          revents = *kernel_revents;
           if (first_pass && !timeout.is_zero()) {
             table.watch_kernel(pollfd{fds[i].fd, fds[i].events, 0});
           }
@@ -601,9 +614,7 @@ Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const 
         }
       }
       fds[i].revents = static_cast<short>(revents);
-      if (revents != 0) {
-        ++ready;
-      }
+      ready += revents != 0 ? 1 : 0;
     }
     if (table.out_of_memory) {
       return Error{ENOMEM};
@@ -615,13 +626,11 @@ Result<int> Process::poll_with(pollfd* fds, nfds_t nfds, Timeout timeout, const 
     Result<void> slept = lease.sleep(SleepSpec{timeout.deadline(), sigmask,
                                                /*restart_after_handler=*/false, table.kernel_fds,
                                                table.kernel_fd_count});
-    if (!slept) {
-      if (slept.error() == ETIMEDOUT) {
-        // One last look, as Linux does after its timer fires.
-        timeout = Timeout::zero();
-        continue;
-      }
+    if (!slept && slept.error() != ETIMEDOUT) {
       return Error{slept.error()};
+    }
+    if (!slept) {
+      timeout = Timeout::zero();  // one last look, as Linux does after its timer fires
     }
   }
 }

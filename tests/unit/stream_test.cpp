@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -216,8 +216,8 @@ TEST_P(StreamTest, APartialReadConsumesThePendingErrorOnlyForUnix) {
     side(1).err = ECONNRESET;
   }
   EXPECT_EQ(recv(1, 8, MSG_WAITALL), "ab");  // the error ends the wait for more
-  EXPECT_EQ(recv(1, 8), unix() ? "errno " + std::to_string(EAGAIN)
-                               : "errno " + std::to_string(ECONNRESET));
+  EXPECT_EQ(recv(1, 8),
+            unix() ? "errno " + std::to_string(EAGAIN) : "errno " + std::to_string(ECONNRESET));
 }
 
 TEST_P(StreamTest, PendingErrorComesBeforeTheShutdownAndEpipeRaisesSigpipe) {

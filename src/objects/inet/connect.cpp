@@ -103,7 +103,7 @@ Result<void> InetSocket::autobind_for_connect(const Endpoint& dst, Endpoint* loc
 
 // Finds the listener for `dst` (Linux's two-stage lookup: exact address, then wildcard; a
 // SO_REUSEPORT group spreads by a hash of the client's end). Returns its queue with a reference.
-AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept {
+Listener* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept {
   PortSlot& slot = g_ports[dst.port];
   const bool v4 = is_mapped(dst.addr);
   SpinGuard guard(slot.lock);
@@ -158,9 +158,9 @@ AcceptQueue* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& sr
       }
     }
   }
-  AcceptQueue* aq = best->aq;
-  aq->get();
-  return aq;
+  Listener* l = best->listener;
+  l->get();
+  return l;
 }
 
 // Each direction's limit (see "Buffers" at the top): autotuned unless the writer's send buffer
@@ -190,112 +190,89 @@ void InetSocket::retune() noexcept {
   }
 }
 
-// Creates the server side of a connection from `client` and queues it on `aq`, or parks the
-// client when the queue is full. The caller holds references on the client and on `aq`.
-InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
-                                          const Endpoint& dst) noexcept {
-  int family;
+// The accepted socket before it is offered: its local end is the address the client reached
+// (an AF_INET6 listener sees IPv4 peers as mapped addresses, which is how both are stored
+// already). Unpublished, so no lock is contended; op_mu_ is not needed.
+void InetSocket::prepare_accepted(const Endpoint& local, const Endpoint& remote) noexcept {
   {
-    SpinGuard guard(aq->lock);
-    if (!aq->listening || aq->owner == nullptr) {
-      return Outcome::kRefused;
+    SpinGuard guard(lock_);
+    local_ = local;
+    remote_ = remote;
+    ss_ = Ss::kConnected;
+    mode_ = Mode::kConn;
+  }
+  bind_.addr = local.addr;
+  bind_.family = family_;
+  bind_.port = local.port;
+  bound_explicitly_ = true;
+}
+
+void InetSocket::accepted_from(const InetSocket& listener, InetConn* conn) noexcept {
+  // Options are inherited from the listener (Linux clones the listening socket).
+  opts_.copy_from(listener.opts_);
+  tcp_.copy_from(listener.tcp_);
+  bind_.v6only = family_ == AF_INET6 && tcp_.v6only.load(std::memory_order_relaxed) != 0;
+  bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
+  bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
+  {
+    // In the table before anyone can reach (and close) the socket.
+    PortSlot& slot = g_ports[bind_.port];
+    SpinGuard guard(slot.lock);
+    list_add(slot.bound, &bind_);
+    bind_.in_table = true;
+  }
+  conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn) | 1, std::memory_order_release);
+}
+
+Handshake InetSocket::admit(Listener* l, InetConn* conn, const Endpoint& dst) noexcept {
+  SpinGuard guard(lock_);
+  if (mode_ != Mode::kSynSent) {
+    return Handshake::kCancelled;  // the client gave up while it was parked
+  }
+  if (conn == nullptr) {
+    if (parked_on_ != l) {
+      l->get();
+      parked_on_ = l;
     }
-    family = aq->owner->family_;
+    return Handshake::kPending;
+  }
+  mode_ = Mode::kConn;
+  remote_ = dst;
+  conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn), std::memory_order_release);
+  if (parked_on_ == l) {
+    parked_on_ = nullptr;
+    l->put();  // never the last: the caller of offer holds one
+  }
+  return Handshake::kEstablished;
+}
+
+// Creates the server side of a connection from `client` and offers it to `l`. The caller holds
+// references on the client and on `l`.
+Handshake InetSocket::establish(InetSocket* client, Listener* l, const Endpoint& dst) noexcept {
+  const int family = l->family();
+  if (family == 0) {
+    return Handshake::kRefused;
   }
   auto* conn = detail::try_new<InetConn>();
   InetSocket* child = conn != nullptr ? detail::try_new<InetSocket>(family, 0) : nullptr;
   if (child == nullptr) {
     delete conn;
-    return Outcome::kNoMemory;
+    return Handshake::kNoMemory;
   }
   Endpoint client_end;
   {
     SpinGuard guard(client->lock_);
     client_end = client->local_;
   }
-  // The accepted socket: its local end is the address the client reached (an AF_INET6 listener
-  // sees IPv4 peers as mapped addresses, which is how both are stored already).
-  {
-    SpinGuard guard(child->lock_);
-    child->local_ = dst;
-    child->remote_ = client_end;
-    child->ss_ = Ss::kConnected;
-    child->mode_ = Mode::kConn;
-  }
+  child->prepare_accepted(dst, client_end);
   {
     SpinGuard guard(conn->lock);
     conn->side[0].sock = client;
     conn->side[1].sock = child;
     tune(*conn);
   }
-  Binding& cb = child->bind_;
-  cb.addr = dst.addr;
-  cb.family = family;
-  cb.port = dst.port;
-  child->bound_explicitly_ = true;
-
-  Outcome outcome;
-  InetSocket* listener = nullptr;
-  {
-    SpinGuard guard(aq->lock);
-    InetSocket* owner = aq->owner;
-    SpinGuard client_guard(client->lock_);
-    if (!aq->listening || owner == nullptr) {
-      outcome = Outcome::kRefused;
-    } else if (client->mode_ != Mode::kSynSent) {
-      outcome = Outcome::kCancelled;  // the client gave up while it was parked
-    } else if (aq->count.load(std::memory_order_relaxed) > aq->backlog) {
-      outcome = Outcome::kPending;
-      if (!client->on_pending_) {
-        client->on_pending_ = true;
-        client->aq_next_ = nullptr;
-        if (aq->pend_tail == nullptr) {
-          aq->pend_head = client;
-        } else {
-          aq->pend_tail->aq_next_ = client;
-        }
-        aq->pend_tail = client;
-      }
-      if (client->pending_aq_ != aq) {
-        aq->get();
-        client->pending_aq_ = aq;
-      }
-    } else {
-      outcome = Outcome::kEstablished;
-      // Options are inherited from the listener (Linux clones the listening socket).
-      child->opts_.copy_from(owner->opts_);
-      child->tcp_.copy_from(owner->tcp_);
-      cb.v6only = family == AF_INET6 && child->tcp_.v6only.load(std::memory_order_relaxed) != 0;
-      cb.reuseaddr = child->opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
-      cb.reuseport = child->opts_.reuseport.load(std::memory_order_relaxed) != 0;
-      {
-        // The accepted socket holds the listener's port, as on Linux (bind conflicts). It is in
-        // the table before anyone can reach (and close) it.
-        PortSlot& slot = g_ports[dst.port];
-        SpinGuard slot_guard(slot.lock);
-        list_add(slot.bound, &cb);
-        cb.in_table = true;
-      }
-      child->conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn) | 1,
-                              std::memory_order_release);
-      if (aq->tail == nullptr) {
-        aq->head = child;
-      } else {
-        aq->tail->aq_next_ = child;
-      }
-      aq->tail = child;
-      aq->count.fetch_add(1, std::memory_order_release);
-      client->mode_ = Mode::kConn;
-      client->remote_ = dst;
-      client->conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn), std::memory_order_release);
-      if (client->pending_aq_ == aq) {
-        client->pending_aq_ = nullptr;
-        aq->refs.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds one
-      }
-      listener = grab(owner);
-    }
-  }
-  if (outcome != Outcome::kEstablished) {
+  const Handshake h = l->offer(*client, *child, conn, dst);
+  if (h != Handshake::kEstablished) {
     // Nothing was published: the child and the connection go away quietly.
     {
       SpinGuard guard(child->lock_);
@@ -303,69 +280,48 @@ InetSocket::Outcome InetSocket::establish(InetSocket* client, AcceptQueue* aq,
     }
     delete conn;
     child->put();
-    return outcome;
-  }
-  if (listener != nullptr) {
-    listener->accept_wait_.wake(EPOLLIN);
-    wake_and_put(listener, kDataReadyKey);
+    return h;
   }
   client->queue_.wake_all(0);
-  return outcome;
+  return h;
 }
 
-// A client parked on `aq` whose listener went away or could not take it: ECONNREFUSED, as
+// A client parked on `l` whose listener went away or could not take it: ECONNREFUSED, as
 // Linux's RST gives.
-void InetSocket::refuse(AcceptQueue* aq) noexcept {
+void InetSocket::refuse(Listener* l) noexcept {
   {
     SpinGuard guard(lock_);
-    if (pending_aq_ != aq) {
+    if (parked_on_ != l) {
       return;  // no longer parked there: cancelled, and perhaps connecting elsewhere now
     }
-    pending_aq_ = nullptr;
+    parked_on_ = nullptr;
     if (mode_ == Mode::kSynSent) {
       mode_ = Mode::kClosed;
       err_ = ECONNREFUSED;
       shut_ = kShutdownMask;
     }
   }
-  aq->put();
+  l->put();
   queue_.wake_all(0);
 }
 
 // Gives up a parked connect (close, shutdown, AF_UNSPEC). Returns whether a connect was in
 // progress (it may have completed just before: then the socket is connected).
 bool InetSocket::cancel_pending() noexcept {
-  AcceptQueue* aq;
+  Listener* l;
   bool cancelled = false;
   {
     SpinGuard guard(lock_);
-    aq = std::exchange(pending_aq_, nullptr);
+    l = std::exchange(parked_on_, nullptr);
     if (mode_ == Mode::kSynSent) {
       mode_ = Mode::kClosed;
       cancelled = true;
     }
   }
-  if (aq == nullptr) {
-    return cancelled;
+  if (l != nullptr) {
+    l->unpark(*this);
+    l->put();
   }
-  {
-    SpinGuard guard(aq->lock);
-    if (on_pending_) {
-      InetSocket* prev = nullptr;
-      for (InetSocket* c = aq->pend_head; c != nullptr; prev = c, c = c->aq_next_) {
-        if (c == this) {
-          (prev == nullptr ? aq->pend_head : prev->aq_next_) = aq_next_;
-          if (aq->pend_tail == this) {
-            aq->pend_tail = prev;
-          }
-          break;
-        }
-      }
-      on_pending_ = false;
-      aq_next_ = nullptr;
-    }
-  }
-  aq->put();
   return cancelled;
 }
 
@@ -484,6 +440,70 @@ Result<void> InetSocket::wait_connect(bool dont_wait, int already_error) noexcep
   });
 }
 
+// Linux's disconnect (connect with AF_UNSPEC, op_mu_ held): a listener stops, a pending connect
+// is dropped, a connection is reset; the socket can then connect again. Aborting a connection or
+// a handshake leaves ECONNRESET in SO_ERROR, as on Linux.
+Result<void> InetSocket::disconnect() noexcept {
+  stop_listening(false);
+  const bool was_connecting = cancel_pending();
+  const bool was_open = disconnect_conn(true);
+  forget_autobind();
+  {
+    SpinGuard guard(lock_);
+    ss_ = Ss::kUnconnected;
+    mode_ = Mode::kClosed;
+    shut_ = 0;
+    err_ = was_connecting || was_open ? ECONNRESET : 0;
+  }
+  queue_.wake_all(0);
+  return {};
+}
+
+// The first connect() of an unconnected socket (op_mu_ held): binds, finds the listener and
+// runs the handshake. A refusal is final for a blocking call; a non-blocking one reports it
+// through SO_ERROR and EPOLLERR, and otherwise returns EINPROGRESS.
+Result<void> InetSocket::start_connect(const sockaddr* addr, socklen_t len,
+                                       bool dont_wait) noexcept {
+  Result<Endpoint> d = parse_connect_address(addr, len);
+  if (!d) {
+    return Error{d.error()};
+  }
+  const Endpoint dst = d.value();
+  Endpoint src;
+  if (Result<void> r = autobind_for_connect(dst, &src); !r) {
+    return r;
+  }
+  {
+    SpinGuard guard(lock_);
+    local_ = src;
+    remote_ = dst;
+    ss_ = Ss::kConnecting;
+    mode_ = Mode::kSynSent;
+    shut_ = 0;
+    err_ = 0;
+  }
+  Listener* l = lookup_listener(dst, src);
+  const Handshake h = l != nullptr ? establish(this, l, dst) : Handshake::kRefused;
+  if (l != nullptr) {
+    l->put();
+  }
+  if (h == Handshake::kNoMemory || h == Handshake::kRefused) {
+    forget_autobind();  // Linux gives back the automatic port when a connect fails
+    SpinGuard guard(lock_);
+    mode_ = Mode::kClosed;
+    if (h == Handshake::kNoMemory || !dont_wait) {
+      ss_ = Ss::kUnconnected;  // a fresh socket again
+      return Error{h == Handshake::kNoMemory ? ENOBUFS : ECONNREFUSED};
+    }
+    err_ = ECONNREFUSED;
+    shut_ = kShutdownMask;
+  }
+  if (h == Handshake::kRefused) {
+    queue_.wake_all(0);
+  }
+  return dont_wait ? Result<void>(Error{EINPROGRESS}) : Result<void>{};
+}
+
 Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags flags) noexcept {
   if (Result<void> r = check_sockaddr_in(addr, len); !r) {
     return r;
@@ -492,29 +512,11 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
     return Error{EINVAL};
   }
   const bool dont_wait = flags.dont_wait();
-  Endpoint dst;
-  Endpoint src;
-  AcceptQueue* aq = nullptr;
   bool first = false;
   {
     MutexLock op(op_mu_);
     if (addr->sa_family == AF_UNSPEC) {
-      // Linux's disconnect: a listener stops, a pending connect is dropped, a connection is
-      // reset; the socket can then connect again.
-      // Aborting a connection or a handshake leaves ECONNRESET in SO_ERROR, as on Linux.
-      stop_listening(false);
-      const bool was_connecting = cancel_pending();
-      const bool was_open = disconnect_conn(true);
-      forget_autobind();
-      {
-        SpinGuard guard(lock_);
-        ss_ = Ss::kUnconnected;
-        mode_ = Mode::kClosed;
-        shut_ = 0;
-        err_ = was_connecting || was_open ? ECONNRESET : 0;
-      }
-      queue_.wake_all(0);
-      return {};
+      return disconnect();
     }
     Ss ss;
     {
@@ -528,51 +530,12 @@ Result<void> InetSocket::connect(const sockaddr* addr, socklen_t len, IoFlags fl
       case Ss::kConnected: return Error{EISCONN};
       case Ss::kDisconnecting: return Error{EINVAL};
       case Ss::kConnecting: break;
-      case Ss::kUnconnected: {
-        Result<Endpoint> d = parse_connect_address(addr, len);
-        if (!d) {
-          return Error{d.error()};
-        }
-        dst = d.value();
-        first = true;
-        if (Result<void> r = autobind_for_connect(dst, &src); !r) {
+      case Ss::kUnconnected:
+        if (Result<void> r = start_connect(addr, len, dont_wait); !r || dont_wait) {
           return r;
         }
-        {
-          SpinGuard guard(lock_);
-          local_ = src;
-          remote_ = dst;
-          ss_ = Ss::kConnecting;
-          mode_ = Mode::kSynSent;
-          shut_ = 0;
-          err_ = 0;
-        }
-        aq = lookup_listener(dst, src);
-        Outcome o = aq != nullptr ? establish(this, aq, dst) : Outcome::kRefused;
-        if (aq != nullptr) {
-          aq->put();
-        }
-        if (o == Outcome::kNoMemory || o == Outcome::kRefused) {
-          // Linux gives back the automatic port when a connect fails.
-          forget_autobind();
-          SpinGuard guard(lock_);
-          mode_ = Mode::kClosed;
-          if (o == Outcome::kNoMemory || !dont_wait) {
-            // A blocking connect reports the refusal and leaves a fresh socket.
-            ss_ = Ss::kUnconnected;
-            return Error{o == Outcome::kNoMemory ? ENOBUFS : ECONNREFUSED};
-          }
-          err_ = ECONNREFUSED;  // a non-blocking one reports it through SO_ERROR / EPOLLERR
-          shut_ = kShutdownMask;
-        }
-        if (o == Outcome::kRefused) {
-          queue_.wake_all(0);
-        }
-        if (dont_wait) {
-          return Error{EINPROGRESS};
-        }
+        first = true;
         break;
-      }
     }
   }
   // A connect in progress (a blocking first call, or a second connect() on one).

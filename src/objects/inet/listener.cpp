@@ -1,4 +1,7 @@
-// Listening sockets: listen, accept, the parked clients and the end of listening.
+// Listening: the accept queue (Listener), listen, accept, the parked clients and the end of
+// listening.
+#include "objects/inet/listener.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -8,37 +11,158 @@
 
 namespace uepoll::inet {
 
+// ---------------------------------------------------------------------------------------------
+// The accept queue
+
+void Listener::append(InetSocket*& head, InetSocket*& tail, InetSocket* s) noexcept {
+  s->queue_link.next = nullptr;
+  (tail == nullptr ? head : tail->queue_link.next) = s;
+  tail = s;
+}
+
+InetSocket* Listener::take_front(InetSocket*& head, InetSocket*& tail) noexcept {
+  InetSocket* s = head;
+  head = s->queue_link.next;
+  if (head == nullptr) {
+    tail = nullptr;
+  }
+  s->queue_link.next = nullptr;
+  return s;
+}
+
+int Listener::family() noexcept {
+  SpinGuard guard(lock_);
+  return owner_ != nullptr ? owner_->family() : 0;
+}
+
+Handshake Listener::offer(InetSocket& client, InetSocket& child, InetConn* conn,
+                          const Endpoint& dst) noexcept {
+  InetSocket* owner;
+  {
+    SpinGuard guard(lock_);
+    if (owner_ == nullptr) {
+      return Handshake::kRefused;
+    }
+    const bool room = count_.load(std::memory_order_relaxed) <= backlog_;
+    const Handshake h = client.admit(this, room ? conn : nullptr, dst);
+    if (h == Handshake::kPending && !client.queue_link.parked) {
+      client.queue_link.parked = true;
+      append(parked_head_, parked_tail_, &client);
+    }
+    if (h != Handshake::kEstablished) {
+      return h;
+    }
+    child.accepted_from(*owner_, conn);
+    append(head_, tail_, &child);
+    count_.fetch_add(1, std::memory_order_release);
+    owner = grab(owner_);
+  }
+  if (owner != nullptr) {
+    owner->wake_acceptors();
+    owner->put();
+  }
+  return Handshake::kEstablished;
+}
+
+void Listener::unpark(InetSocket& client) noexcept {
+  SpinGuard guard(lock_);
+  if (!client.queue_link.parked) {
+    return;
+  }
+  InetSocket* prev = nullptr;
+  for (InetSocket* c = parked_head_; c != nullptr; prev = c, c = c->queue_link.next) {
+    if (c == &client) {
+      (prev == nullptr ? parked_head_ : prev->queue_link.next) = c->queue_link.next;
+      if (parked_tail_ == c) {
+        parked_tail_ = prev;
+      }
+      break;
+    }
+  }
+  client.queue_link = QueueLink{};
+}
+
+void Listener::set_backlog(int backlog) noexcept {
+  SpinGuard guard(lock_);
+  backlog_ = backlog;
+}
+
+Result<InetSocket*> Listener::pop() noexcept {
+  SpinGuard guard(lock_);
+  if (owner_ == nullptr) {
+    return Error{EINVAL};
+  }
+  if (head_ == nullptr) {
+    return Error{EAGAIN};
+  }
+  count_.fetch_sub(1, std::memory_order_release);
+  return take_front(head_, tail_);
+}
+
+InetSocket* Listener::unpark_next() noexcept {
+  SpinGuard guard(lock_);
+  if (owner_ == nullptr || count_.load(std::memory_order_relaxed) > backlog_) {
+    return nullptr;
+  }
+  while (parked_head_ != nullptr) {
+    InetSocket* client = take_front(parked_head_, parked_tail_);
+    client->queue_link.parked = false;
+    if (grab(client) != nullptr) {
+      return client;
+    }
+    // A client being released cancels itself; it is off the list already.
+  }
+  return nullptr;
+}
+
+Listener::Leftovers Listener::stop() noexcept {
+  SpinGuard guard(lock_);
+  owner_ = nullptr;
+  Leftovers left{std::exchange(head_, nullptr), nullptr};
+  tail_ = nullptr;
+  count_.store(0, std::memory_order_release);
+  while (parked_head_ != nullptr) {
+    InetSocket* client = take_front(parked_head_, parked_tail_);
+    client->queue_link.parked = false;
+    if (grab(client) != nullptr) {
+      client->queue_link.next = left.parked;
+      left.parked = client;
+    }
+  }
+  return left;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The listening socket
+
 Result<void> InetSocket::listen(int backlog) noexcept {
   // Linux clamps to somaxconn, comparing as unsigned (a negative backlog means somaxconn).
   const int max_backlog =
       static_cast<unsigned>(backlog) > static_cast<unsigned>(somaxconn()) ? somaxconn() : backlog;
   MutexLock op(op_mu_);
-  AcceptQueue* existing;
+  Listener* existing;
   {
     SpinGuard guard(lock_);
     if (ss_ != Ss::kUnconnected || (mode_ != Mode::kClosed && mode_ != Mode::kListen) ||
         conn_bits_.load(std::memory_order_relaxed) != 0) {
       return Error{EINVAL};
     }
-    existing = mode_ == Mode::kListen ? aq_ : nullptr;
+    existing = mode_ == Mode::kListen ? listener_ : nullptr;
   }
   if (existing != nullptr) {
-    {
-      SpinGuard guard(existing->lock);
-      existing->backlog = max_backlog;
-    }
+    existing->set_backlog(max_backlog);
     promote_pending(existing);
     return {};
   }
-  auto* aq = detail::try_new<AcceptQueue>(this, max_backlog);
-  if (aq == nullptr) {
+  auto* l = detail::try_new<Listener>(this, max_backlog);
+  if (l == nullptr) {
     return Error{ENOMEM};
   }
   if (!bind_.in_table) {
     fill_binding(family_ == AF_INET ? mapped(0) : IpAddr{});
-    bind_.aq = aq;
+    bind_.listener = l;
     if (Result<void> r = insert_binding(0, true); !r) {
-      delete aq;
+      delete l;
       return r;
     }
   } else {
@@ -51,69 +175,45 @@ Result<void> InetSocket::listen(int backlog) noexcept {
     bind_.listening = true;
     if (conflicts_in_slot(slot, bind_)) {
       bind_.listening = false;
-      delete aq;
+      delete l;
       return Error{EADDRINUSE};
     }
     list_del(slot.bound, &bind_);
-    bind_.aq = aq;
+    bind_.listener = l;
     list_add(slot.listeners, &bind_);
   }
   SpinGuard guard(lock_);
   local_.addr = bind_.addr;
   local_.port = bind_.port;
-  aq_ = aq;
+  listener_ = l;
   mode_ = Mode::kListen;
   return {};
+}
+
+void InetSocket::wake_acceptors() noexcept {
+  accept_wait_.wake(EPOLLIN);
+  queue_.wake(kDataReadyKey);
 }
 
 Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_status_flags,
                                      IoFlags flags) noexcept {
   Timeout timeout = socket_timeout(rcvtimeo());
   const bool dont_wait = flags.dont_wait() || timeout.is_zero();
-  // Returns the next connection, EINVAL when not listening, EAGAIN when the queue is empty.
-  auto try_accept = [&](AcceptQueue** aq_out) noexcept -> Result<InetSocket*> {
-    AcceptQueue* aq;
+  Listener* from = nullptr;  // the queue the connection came from, with a reference
+  auto attempt = [&]() noexcept -> std::optional<Result<InetSocket*>> {
     {
       SpinGuard guard(lock_);
-      if (mode_ != Mode::kListen || aq_ == nullptr) {
-        return Error{EINVAL};
+      if (mode_ != Mode::kListen || listener_ == nullptr) {
+        return Result<InetSocket*>(Error{EINVAL});
       }
-      aq = aq_;
-      aq->get();
+      from = listener_;
+      from->get();
     }
-    InetSocket* child = nullptr;
-    bool stopped;
-    {
-      SpinGuard guard(aq->lock);
-      stopped = !aq->listening;
-      if (!stopped && aq->head != nullptr) {
-        child = aq->head;
-        aq->head = child->aq_next_;
-        if (aq->head == nullptr) {
-          aq->tail = nullptr;
-        }
-        child->aq_next_ = nullptr;
-        aq->count.fetch_sub(1, std::memory_order_release);
-      }
+    Result<InetSocket*> r = from->pop();
+    if (!r) {
+      std::exchange(from, nullptr)->put();
     }
-    if (stopped) {
-      aq->put();
-      return Error{EINVAL};
-    }
-    if (child == nullptr) {
-      aq->put();
-      return Error{EAGAIN};
-    }
-    *aq_out = aq;
-    return child;
-  };
-
-  AcceptQueue* aq = nullptr;
-  auto attempt = [&]() noexcept -> std::optional<Result<InetSocket*>> {
-    if (Result<InetSocket*> r = try_accept(&aq); r || r.error() != EAGAIN) {
-      return r;
-    }
-    return std::nullopt;
+    return r || r.error() != EAGAIN ? std::optional(r) : std::nullopt;
   };
   auto stopped = [&](int error) noexcept -> Result<InetSocket*> {
     if (error != EAGAIN) {
@@ -121,7 +221,7 @@ Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_sta
       bool queued;
       {
         SpinGuard guard(lock_);
-        queued = aq_ != nullptr && aq_->count.load(std::memory_order_acquire) > 0;
+        queued = listener_ != nullptr && listener_->has_connections();
       }
       if (queued) {
         accept_wait_.wake(EPOLLIN);
@@ -134,130 +234,93 @@ Result<Ref<File>> InetSocket::accept(sockaddr* addr, socklen_t* len, int new_sta
   if (!r) {
     return Error{r.error()};
   }
+  promote_pending(from);  // a slot was freed: a parked client may now complete
+  from->put();
   InetSocket* child = r.value();
-  promote_pending(aq);  // a slot was freed: a parked client may now complete
-  aq->put();
   Ref<File> result = Ref<File>::adopt(child);
   child->set_status_flags(new_status_flags);
-  if (addr != nullptr) {
-    Endpoint peer;
-    {
-      SpinGuard guard(child->lock_);
-      peer = child->remote_;
-    }
-    sockaddr_storage ss;
-    socklen_t size = to_sockaddr(child->family_, peer, &ss);
-    if (Result<void> put = put_sockaddr(addr, len, &ss, size); !put) {
-      return Error{put.error()};  // as on Linux, the connection is lost with the error
-    }
+  if (addr == nullptr) {
+    return result;
+  }
+  Endpoint peer;
+  {
+    SpinGuard guard(child->lock_);
+    peer = child->remote_;
+  }
+  sockaddr_storage ss;
+  socklen_t size = to_sockaddr(child->family_, peer, &ss);
+  if (Result<void> put = put_sockaddr(addr, len, &ss, size); !put) {
+    return Error{put.error()};  // as on Linux, the connection is lost with the error
   }
   return result;
 }
 
 // Completes parked clients while the accept queue has room.
-void InetSocket::promote_pending(AcceptQueue* aq) noexcept {
-  for (;;) {
-    InetSocket* client = nullptr;
+void InetSocket::promote_pending(Listener* l) noexcept {
+  while (InetSocket* client = l->unpark_next()) {
     Endpoint dst;
-    {
-      SpinGuard guard(aq->lock);
-      if (!aq->listening || aq->count.load(std::memory_order_relaxed) > aq->backlog) {
-        return;
-      }
-      while (aq->pend_head != nullptr && client == nullptr) {
-        InetSocket* c = aq->pend_head;
-        aq->pend_head = c->aq_next_;
-        if (aq->pend_head == nullptr) {
-          aq->pend_tail = nullptr;
-        }
-        c->aq_next_ = nullptr;
-        c->on_pending_ = false;
-        client = grab(c);  // a client being released cancels itself
-      }
-    }
-    if (client == nullptr) {
-      return;
-    }
     {
       SpinGuard guard(client->lock_);
       dst = client->remote_;
     }
-    Outcome o = establish(client, aq, dst);
-    if (o == Outcome::kRefused || o == Outcome::kNoMemory) {
-      client->refuse(aq);
+    const Handshake h = establish(client, l, dst);
+    if (h == Handshake::kRefused || h == Handshake::kNoMemory) {
+      client->refuse(l);
     }
     client->put();
-    if (o == Outcome::kPending) {
+    if (h == Handshake::kPending) {
       return;
     }
   }
 }
 
-// Stops listening: the port stops accepting, queued connections are reset, parked clients
-// refused.
-void InetSocket::stop_listening(bool releasing) noexcept {
-  AcceptQueue* aq;
-  {
-    SpinGuard guard(lock_);
-    aq = std::exchange(aq_, nullptr);
-    if (mode_ == Mode::kListen) {
-      mode_ = Mode::kClosed;
-    }
-  }
-  if (aq == nullptr) {
-    return;
-  }
+// The port of a socket that stops listening: given back if listen() picked it or the socket
+// is being released, else kept as a plain binding (op_mu_ held).
+void InetSocket::unbind_listener(bool releasing) noexcept {
   if (releasing || !bound_explicitly_) {
-    remove_binding();  // Linux gives back a port that listen() picked when listening stops
+    remove_binding();
     if (!releasing) {
       SpinGuard guard(lock_);
       local_.port = 0;
       local_.addr = family_ == AF_INET ? mapped(0) : IpAddr{};
     }
-  } else {
-    PortSlot& slot = g_ports[bind_.port];
-    SpinGuard guard(slot.lock);
-    list_del(slot.listeners, &bind_);
-    bind_.listening = false;
-    bind_.aq = nullptr;
-    list_add(slot.bound, &bind_);
+    return;
   }
-  InetSocket* children;
-  InetSocket* parked;
+  PortSlot& slot = g_ports[bind_.port];
+  SpinGuard guard(slot.lock);
+  list_del(slot.listeners, &bind_);
+  bind_.listening = false;
+  bind_.listener = nullptr;
+  list_add(slot.bound, &bind_);
+}
+
+// Stops listening: the port stops accepting, queued connections are reset, parked clients
+// refused.
+void InetSocket::stop_listening(bool releasing) noexcept {
+  Listener* l;
   {
-    SpinGuard guard(aq->lock);
-    aq->listening = false;
-    aq->owner = nullptr;
-    children = std::exchange(aq->head, nullptr);
-    aq->tail = nullptr;
-    aq->count.store(0, std::memory_order_release);
-    parked = nullptr;
-    InetSocket* c = std::exchange(aq->pend_head, nullptr);
-    aq->pend_tail = nullptr;
-    while (c != nullptr) {
-      InetSocket* next = c->aq_next_;
-      c->on_pending_ = false;
-      c->aq_next_ = nullptr;
-      if (grab(c) != nullptr) {
-        c->aq_next_ = parked;
-        parked = c;
-      }
-      c = next;
+    SpinGuard guard(lock_);
+    l = std::exchange(listener_, nullptr);
+    if (mode_ == Mode::kListen) {
+      mode_ = Mode::kClosed;
     }
   }
-  while (children != nullptr) {
-    InetSocket* next = std::exchange(children->aq_next_, nullptr);
-    children->abort_on_release_.store(true, std::memory_order_relaxed);
-    children->put();
-    children = next;
+  if (l == nullptr) {
+    return;
   }
-  while (parked != nullptr) {
-    InetSocket* next = std::exchange(parked->aq_next_, nullptr);
-    parked->refuse(aq);
-    parked->put();
-    parked = next;
+  unbind_listener(releasing);
+  Listener::Leftovers left = l->stop();
+  while (InetSocket* child = left.connections) {
+    left.connections = std::exchange(child->queue_link.next, nullptr);
+    child->abort_on_release_.store(true, std::memory_order_relaxed);
+    child->put();
   }
-  aq->put();
+  while (InetSocket* client = left.parked) {
+    left.parked = std::exchange(client->queue_link.next, nullptr);
+    client->refuse(l);
+    client->put();
+  }
+  l->put();
   // Blocked accept() callers must all see EINVAL: wake the exclusive waiters one by one.
   while (accept_wait_.has_entries()) {
     accept_wait_.wake_all(0);

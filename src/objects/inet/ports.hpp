@@ -15,7 +15,7 @@ namespace uepoll::inet {
 using namespace sockcommon;  // the sockets' shared rules, this family's own
 
 class InetSocket;
-struct AcceptQueue;
+class Listener;
 
 struct Binding {
   // --- guarded by the slot's lock ---
@@ -25,7 +25,7 @@ struct Binding {
   bool listening = false;
   bool reuseaddr = false;
   bool reuseport = false;
-  AcceptQueue* aq = nullptr;  // while listening
+  Listener* listener = nullptr;  // while listening
   // --- fixed while in the table ---
   InetSocket* owner = nullptr;
   std::uint16_t port = 0;

@@ -42,9 +42,8 @@ PollMask InetSocket::poll(PollTable* table) noexcept {
   SpinGuard guard(lock_);
   switch (mode_) {
     case Mode::kListen:
-      return aq_ != nullptr && aq_->count.load(std::memory_order_acquire) > 0
-                 ? PollMask{EPOLLIN | EPOLLRDNORM}
-                 : PollMask{0};
+      return listener_ != nullptr && listener_->has_connections() ? PollMask{EPOLLIN | EPOLLRDNORM}
+                                                                  : PollMask{0};
     case Mode::kSynSent: return err_ != 0 ? PollMask{EPOLLERR} : PollMask{0};
     case Mode::kClosed:
     case Mode::kConn: {  // kConn without a connection: being set up or torn down
@@ -115,7 +114,7 @@ void InetSocket::fill_binding(const IpAddr& addr) noexcept {
   bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
   bind_.listening = false;
   bind_.autobound = false;
-  bind_.aq = nullptr;
+  bind_.listener = nullptr;
 }
 
 // Puts bind_ (filled) in `port`'s slot unless it conflicts; port 0 scans the ephemeral range.
@@ -152,7 +151,7 @@ void InetSocket::remove_binding() noexcept {
     SpinGuard guard(slot.lock);
     list_del(bind_.listening ? slot.listeners : slot.bound, &bind_);
     bind_.listening = false;
-    bind_.aq = nullptr;
+    bind_.listener = nullptr;
   }
   bind_.in_table = false;
 }
@@ -233,6 +232,38 @@ Result<size_t> InetSocket::readable_bytes() noexcept {
 // ---------------------------------------------------------------------------------------------
 // shutdown and close
 
+// shutdown() on a connection: our FIN goes to the peer when the sending side closes. Returns
+// whether the connection was closed already (or there is none): ENOTCONN, bits set anyway.
+bool InetSocket::shut_connection(unsigned mode) noexcept {
+  int s;
+  InetConn* c = conn(&s);
+  if (c == nullptr) {
+    return true;
+  }
+  Socket* peer = nullptr;
+  bool closed;
+  {
+    SpinGuard guard(c->lock);
+    Side& me = c->side[s];
+    Side& other = c->side[1 - s];
+    closed = me.closed;
+    const bool fin = !me.closed && (mode & kSendShutdown) != 0 && (me.shut & kSendShutdown) == 0;
+    me.shut |= mode;
+    if (fin && other.sock != nullptr && !other.closed) {
+      if (deliver_fin(other)) {
+        me.closed = true;  // both FINs exchanged: each side ends in TCP_CLOSE
+        me.shut = kShutdownMask;
+      }
+      peer = grab(other.sock);
+    } else if (fin && other.sock == nullptr && me.done) {
+      me.closed = true;  // the peer is gone and had sent its FIN: nothing left to wait for
+      me.shut = kShutdownMask;
+    }
+  }
+  wake_and_put(peer, 0);
+  return closed;
+}
+
 Result<void> InetSocket::shutdown(int how) noexcept {
   if (how < SHUT_RD || how > SHUT_RDWR) {
     return Error{EINVAL};
@@ -244,13 +275,12 @@ Result<void> InetSocket::shutdown(int how) noexcept {
     SpinGuard guard(lock_);
     m = mode_;
   }
-  Result<void> result;
   if (m == Mode::kListen) {
     if ((mode & kRcvShutdown) != 0) {
       stop_listening(false);
     }
     queue_.wake_all(0);
-    return result;
+    return {};
   }
   if (m == Mode::kSynSent && cancel_pending()) {
     // Linux disconnects a handshake in progress, leaving ECONNRESET behind.
@@ -263,52 +293,21 @@ Result<void> InetSocket::shutdown(int how) noexcept {
       err_ = ECONNRESET;
     }
     queue_.wake_all(0);
-    return result;
+    return {};
   }
-  int s;
-  InetConn* c = conn(&s);
-  bool closed = true;
-  Socket* peer = nullptr;
-  if (c != nullptr) {
-    SpinGuard guard(c->lock);
-    Side& me = c->side[s];
-    Side& other = c->side[1 - s];
-    closed = me.closed;
-    const bool fin = !me.closed && (mode & kSendShutdown) != 0 && (me.shut & kSendShutdown) == 0;
-    me.shut |= mode;
-    if (fin) {
-      if (other.sock != nullptr && !other.closed) {
-        other.shut |= kRcvShutdown;
-        other.done = true;
-        if ((other.shut & kSendShutdown) != 0) {
-          // Both FINs exchanged: each side ends in TCP_CLOSE.
-          other.closed = true;
-          other.shut = kShutdownMask;
-          me.closed = true;
-          me.shut = kShutdownMask;
-        }
-        peer = grab(other.sock);
-      } else if (other.sock == nullptr && me.done) {
-        me.closed = true;  // the peer is gone and had sent its FIN: nothing left to wait for
-        me.shut = kShutdownMask;
-      }
-    }
-  }
+  const bool connected = conn_bits_.load(std::memory_order_acquire) != 0;
+  const bool closed = shut_connection(mode);
   {
     SpinGuard guard(lock_);
     if (ss_ == Ss::kConnecting) {
       ss_ = closed ? Ss::kDisconnecting : Ss::kConnected;
     }
-    if (c == nullptr) {
+    if (!connected) {
       shut_ |= mode;
     }
   }
-  if (closed) {
-    result = Error{ENOTCONN};  // Linux sets the bits anyway
-  }
   queue_.wake_all(0);
-  wake_and_put(peer, 0);
-  return result;
+  return closed ? Result<void>(Error{ENOTCONN}) : Result<void>{};
 }
 
 void InetSocket::release() noexcept {
@@ -332,12 +331,7 @@ void InetSocket::release() noexcept {
         if (unread || abort) {
           reset(other);  // Linux sends a RST when unread data is discarded
         } else if ((me.shut & kSendShutdown) == 0) {
-          other.shut |= kRcvShutdown;  // FIN
-          other.done = true;
-          if ((other.shut & kSendShutdown) != 0) {
-            other.closed = true;
-            other.shut = kShutdownMask;
-          }
+          deliver_fin(other);
         }
         peer = grab(other.sock);
       }
@@ -392,11 +386,11 @@ bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
   if (!loopback) {
     return false;
   }
-  AcceptQueue* aq = InetSocket::lookup_listener(dst, Endpoint{});
-  if (aq == nullptr) {
+  Listener* l = InetSocket::lookup_listener(dst, Endpoint{});
+  if (l == nullptr) {
     return false;
   }
-  aq->put();
+  l->put();
   return true;
 }
 

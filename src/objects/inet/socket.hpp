@@ -53,6 +53,7 @@
 #include <cstdint>
 
 #include "objects/inet/address.hpp"
+#include "objects/inet/listener.hpp"
 #include "objects/inet/ports.hpp"
 #include "objects/socket_common.hpp"
 #include "objects/stream.hpp"
@@ -75,32 +76,7 @@ constexpr int kLoopbackMss = 32768;       // TCP_MAXSEG of a loopback connection
 constexpr int kFirstLoopbackMss = 32741;  // ...as the connecting side reports it until it sends
 
 // ---------------------------------------------------------------------------------------------
-// Accept queues and connections
-
-/// A listener's accept queue. Reference counted: the listener, each connect() in flight towards
-/// it and each client parked on it hold one, so a client can always reach the queue's lock.
-struct AcceptQueue {
-  AcceptQueue(InetSocket* listener, int max_backlog) noexcept
-      : owner(listener), backlog(max_backlog) {}
-
-  SpinLock lock;
-  bool listening UEPOLL_GUARDED_BY(lock) = true;
-  InetSocket* owner UEPOLL_GUARDED_BY(lock) = nullptr;  // null once the listener stopped
-  InetSocket* head UEPOLL_GUARDED_BY(lock) = nullptr;   // established, not yet accepted
-  InetSocket* tail UEPOLL_GUARDED_BY(lock) = nullptr;
-  int backlog UEPOLL_GUARDED_BY(lock) = 0;                  // Linux's sk_max_ack_backlog
-  InetSocket* pend_head UEPOLL_GUARDED_BY(lock) = nullptr;  // clients waiting for room
-  InetSocket* pend_tail UEPOLL_GUARDED_BY(lock) = nullptr;
-  std::atomic<int> count{0};  // queued connections (written under lock, read by poll)
-  std::atomic<int> refs{1};
-
-  void get() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
-  void put() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      delete this;
-    }
-  }
-};
+// Connections
 
 /// Both directions of one connection (stream.hpp). Side 0 is the connecting socket, side 1 the
 /// accepted one.
@@ -175,6 +151,8 @@ class InetSocket final : public stream::Socket {
     bind_.owner = this;
   }
 
+  int family() const noexcept { return family_; }
+
   PollMask poll(PollTable* table) noexcept override;
   Result<void> bind(const sockaddr* addr, socklen_t len) noexcept override;
   Result<void> listen(int backlog) noexcept override;
@@ -190,13 +168,25 @@ class InetSocket final : public stream::Socket {
   Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept override;
   Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept override;
 
+  // --- the handshake's side of a socket, for Listener under its lock (listener.hpp) ---
+
+  /// A client offered to `l`: connected through `conn`, or parked on `l` when `conn` is null;
+  /// kCancelled once the client left kSynSent.
+  Handshake admit(Listener* l, InetConn* conn, const Endpoint& dst) noexcept;
+  /// An accepted socket being queued: it inherits `listener`'s options, holds its port (as on
+  /// Linux, for bind conflicts) and owns its end of `conn`.
+  void accepted_from(const InetSocket& listener, InetConn* conn) noexcept;
+  /// A connection was queued: one blocked accept() and the pollers wake.
+  void wake_acceptors() noexcept;
+
+  QueueLink queue_link;  // guarded by the lock of the Listener the socket sits on
+
  protected:
   void release() noexcept override;
 
  private:
   enum class Ss { kUnconnected, kConnecting, kConnected, kDisconnecting };  // sock->state
   enum class Mode { kClosed, kListen, kSynSent, kConn };
-  enum class Outcome { kEstablished, kPending, kRefused, kCancelled, kNoMemory };
 
   // --- helpers ---
   InetConn* conn(int* side) const noexcept {
@@ -220,16 +210,21 @@ class InetSocket final : public stream::Socket {
   void remove_binding() noexcept;
   Result<void> autobind_for_connect(const Endpoint& dst, Endpoint* local) noexcept;
 
-  static AcceptQueue* lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept;
+  static Listener* lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept;
   static void tune(InetConn& c) noexcept UEPOLL_REQUIRES(c.lock);
   void retune() noexcept;
   friend bool uepoll::inet_listener_at(const sockaddr* addr, socklen_t len) noexcept;
-  static Outcome establish(InetSocket* client, AcceptQueue* aq, const Endpoint& dst) noexcept;
-  void promote_pending(AcceptQueue* aq) noexcept;
+  void prepare_accepted(const Endpoint& local, const Endpoint& remote) noexcept;
+  static Handshake establish(InetSocket* client, Listener* l, const Endpoint& dst) noexcept;
+  void promote_pending(Listener* l) noexcept;
   void stop_listening(bool releasing) noexcept;
+  void unbind_listener(bool releasing) noexcept;
   bool cancel_pending() noexcept;
-  void refuse(AcceptQueue* aq) noexcept;
+  void refuse(Listener* l) noexcept;
+  Result<void> disconnect() noexcept;
+  Result<void> start_connect(const sockaddr* addr, socklen_t len, bool dont_wait) noexcept;
   bool disconnect_conn(bool abort) noexcept;
+  bool shut_connection(unsigned mode) noexcept;
   Result<void> wait_connect(bool dont_wait, int already_error) noexcept;
   void forget_autobind() noexcept;
   Result<void> connect_error() noexcept;
@@ -237,6 +232,10 @@ class InetSocket final : public stream::Socket {
   Result<size_t> send_unconnected(bool nosignal, bool dont_wait, Timeout& timeout) noexcept;
   Result<size_t> recv_unconnected(bool dont_wait, Timeout& timeout) noexcept;
   Result<void> get_socket_option(int name, void* val, socklen_t* len) noexcept;
+  Result<void> get_tcp_option(int name, void* val, socklen_t* len) noexcept;
+  Result<void> get_ip_option(int level, int name, void* val, socklen_t* len) noexcept;
+  Result<void> set_tcp_option(int name, int v) noexcept;
+  Result<void> set_ip_option(int level, int name, int v) noexcept;
 
   const int family_;
   WaitQueue accept_wait_;  // blocked accept() callers only (exclusive waiters)
@@ -251,17 +250,13 @@ class InetSocket final : public stream::Socket {
   int err_ UEPOLL_GUARDED_BY(lock_) = 0;        // sk_err while not connected
   Endpoint local_ UEPOLL_GUARDED_BY(lock_);
   Endpoint remote_ UEPOLL_GUARDED_BY(lock_);
-  AcceptQueue* aq_ UEPOLL_GUARDED_BY(lock_) = nullptr;          // while listening
-  AcceptQueue* pending_aq_ UEPOLL_GUARDED_BY(lock_) = nullptr;  // while parked (holds a ref)
+  Listener* listener_ UEPOLL_GUARDED_BY(lock_) = nullptr;   // while listening
+  Listener* parked_on_ UEPOLL_GUARDED_BY(lock_) = nullptr;  // while parked (holds a ref)
   InetConn* retired_ UEPOLL_GUARDED_BY(lock_) = nullptr;
 
   std::atomic<std::uintptr_t> conn_bits_{0};  // InetConn* | side; set under lock_
   std::atomic<bool> abort_on_release_{false};
   std::atomic<bool> sent_data_{false};  // for TCP_MAXSEG
-
-  // --- guarded by the lock of the accept queue the socket sits on ---
-  InetSocket* aq_next_ = nullptr;  // accepted-queue link (server side) or pending link (client)
-  bool on_pending_ = false;
 
   // --- op_mu_ ---
   Binding bind_;
