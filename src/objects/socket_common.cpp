@@ -200,11 +200,11 @@ Result<void> set_timeout(std::atomic<TimeoutUs>& to, const void* val, socklen_t 
 
 // SO_*BUF: Linux stores twice the value (the bookkeeping overhead), at least the minimum, the
 // request clamped by the sysctl maximum unless forced (SO_*BUFFORCE, root only).
-constexpr int kForced = -1;
+enum class Clamp { kToMax, kForced };
 
-Result<void> set_buffer(std::atomic<int>& to, int v, int max, int min) noexcept {
+Result<void> set_buffer(std::atomic<int>& to, int v, Clamp clamp, int max, int min) noexcept {
   long n;
-  if (max == kForced) {
+  if (clamp == Clamp::kForced) {
     if (geteuid() != 0) {
       return Error{EPERM};
     }
@@ -275,10 +275,10 @@ Result<void> set_common_option(SockOptions& o, int name, const void* val, sockle
       store(o.priority, v);
       return {};
     case SO_RCVLOWAT: store(o.rcvlowat, v < 0 ? INT_MAX : std::max(v, 1)); return {};
-    case SO_SNDBUF: return set_buffer(o.sndbuf, v, wmem_max(), kMinSndbuf);
-    case SO_SNDBUFFORCE: return set_buffer(o.sndbuf, v, kForced, kMinSndbuf);
-    case SO_RCVBUF: return set_buffer(o.rcvbuf, v, rmem_max(), kMinRcvbuf);
-    case SO_RCVBUFFORCE: return set_buffer(o.rcvbuf, v, kForced, kMinRcvbuf);
+    case SO_SNDBUF: return set_buffer(o.sndbuf, v, Clamp::kToMax, wmem_max(), kMinSndbuf);
+    case SO_SNDBUFFORCE: return set_buffer(o.sndbuf, v, Clamp::kForced, 0, kMinSndbuf);
+    case SO_RCVBUF: return set_buffer(o.rcvbuf, v, Clamp::kToMax, rmem_max(), kMinRcvbuf);
+    case SO_RCVBUFFORCE: return set_buffer(o.rcvbuf, v, Clamp::kForced, 0, kMinRcvbuf);
     case SO_LINGER: {
       linger l{};
       if (len < sizeof l) {

@@ -96,63 +96,18 @@ Chunk* ByteQueue::take_all() noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// AF_UNIX's skb accounting, measured on Linux 6.18 (x86-64) through SIOCOUTQ (unix_stream.cpp
-// has the figures it reproduces): one skb carries at most 36544 bytes (3776 in its linear head
-// + 32768 in pages) and at most sndbuf/2 - 64; its truesize is the head's power-of-two bucket
-// (512..4096, holding the rest plus 320 bytes of overhead) + 256 + the paged bytes rounded up
-// to pages, the paged part being min(n, roundup(n - 3776, 4096)) when n > 3776.
+// Limits
 
-namespace {
-
-constexpr std::size_t kPage = 4096;
-constexpr std::size_t kLinearMax = 3776;    // payload bytes that fit an skb's linear head
-constexpr std::size_t kPagedMax = 32768;    // paged bytes of one skb at most
-constexpr std::size_t kHeadOverhead = 320;  // shared-info overhead of the head allocation
-constexpr std::size_t kSkbOverhead = 256;   // the skb header itself
-
-constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
-
-constexpr std::size_t truesize(std::size_t n) {
-  std::size_t paged = n > kLinearMax ? std::min(n, round_up(n - kLinearMax, kPage)) : 0;
-  std::size_t head = n - paged + kHeadOverhead;
-  std::size_t bucket = 512;
-  while (bucket < head) {
-    bucket *= 2;
-  }
-  return bucket + kSkbOverhead + round_up(paged, kPage);
-}
-static_assert(truesize(1) == 768 && truesize(192) == 768 && truesize(193) == 1280);
-static_assert(truesize(1000) == 2304 && truesize(3776) == 4352);
-static_assert(truesize(3777) == 4864 && truesize(7873) == 8960);
-static_assert(truesize(14017) == 16640 && truesize(36544) == 37120);
-
-}  // namespace
-
-std::size_t skb_truesize(std::size_t n) noexcept { return truesize(n); }
-
-std::size_t max_skb_payload(std::size_t sndbuf) noexcept {
-  const std::size_t half = sndbuf / 2;
-  return std::clamp<std::size_t>(half > 64 ? half - 64 : 1, 1, kLinearMax + kPagedMax);
-}
-
-Limit Limit::skb(int sndbuf) noexcept {
-  const auto buf = static_cast<std::size_t>(std::max(sndbuf, 0));
-  // EPOLLOUT while 4 * (charge + 1) <= sndbuf.
-  return Limit{buf, buf >= 8 ? buf / 4 - 1 : 0};
-}
-
-bool Conn::writable(const Side& reader) const noexcept {
-  const std::size_t used = rules.skb_accounting ? reader.rx.charge() : reader.rx.bytes();
-  return used <= reader.limit.writable;
-}
+static_assert(skb_truesize(1) == 768 && skb_truesize(192) == 768 && skb_truesize(193) == 1280);
+static_assert(skb_truesize(1000) == 2304 && skb_truesize(3776) == 4352);
+static_assert(skb_truesize(3777) == 4864 && skb_truesize(7873) == 8960);
+static_assert(skb_truesize(14017) == 16640 && skb_truesize(36544) == 37120);
+static_assert(Limit::skb(212992).writable == 53247);  // 69 one-byte skbs of 768 stay writable
 
 // ---------------------------------------------------------------------------------------------
 // Wake-ups and SIGPIPE
 
-void Socket::wake_and_put(Socket* s, PollMask key) noexcept {
-  if (s == nullptr) {
-    return;
-  }
+void Socket::wake_and_put_nonnull(Socket* s, PollMask key) noexcept {
   if (key == 0) {
     s->queue_.wake_all(0);
   } else {
@@ -179,6 +134,7 @@ enum class Step { kQueued, kNeedChunk, kFull, kFailed };
 // One send call's progress, between lock round trips.
 struct Sender {
   Conn& c;
+  const Rules rules;  // a copy: read on every step, never changes
   int s;
   const unsigned char* in;
   std::size_t len;
@@ -189,7 +145,11 @@ struct Sender {
   Socket* wake = nullptr;
   PollMask wake_key = 0;
 
-  ~Sender() { Chunk::destroy(chunk); }
+  ~Sender() {
+    if (chunk != nullptr) {
+      Chunk::destroy(chunk);
+    }
+  }
 
   // Linux's order: a pending error, our shutdown (or a reset), then the peer, then the room.
   Step step() noexcept {
@@ -197,7 +157,7 @@ struct Sender {
     Side& me = c.side[s];
     Side& other = c.side[1 - s];
     if (me.closed || (me.shut & kSendShutdown) != 0 || me.err != 0) {
-      if (sent == 0 || (me.err != 0 && c.rules.progress_clears_error)) {
+      if (sent == 0 || (me.err != 0 && rules.progress_clears_error)) {
         err = me.err != 0 ? std::exchange(me.err, 0) : EPIPE;
       }
       return Step::kFailed;
@@ -217,7 +177,7 @@ struct Sender {
 
   Step queue(Side& me, Side& other) noexcept UEPOLL_REQUIRES(c.lock) {
     std::size_t room;
-    if (c.rules.skb_accounting) {
+    if (rules.skb_accounting) {
       room = other.rx.charge() < other.limit.hold ? len - sent : 0;
     } else {
       room = other.rx.bytes() < other.limit.hold ? other.limit.hold - other.rx.bytes() : 0;
@@ -232,18 +192,17 @@ struct Sender {
       n = std::min<std::size_t>(n, chunk->size());
       chunk->end = chunk->begin + static_cast<std::uint32_t>(n);
       other.rx.push(std::exchange(chunk, nullptr));
-    } else if (!c.rules.skb_accounting && tail != nullptr && n <= kCoalesceMax &&
+    } else if (!rules.skb_accounting && tail != nullptr && n <= kCoalesceMax &&
                n <= tail->spare()) {
       std::memcpy(tail->data() + tail->end, in + sent, n);
       other.rx.grew_tail(n);
     } else {
-      chunk_len = c.rules.skb_accounting ? std::min(n, max_skb_payload(other.limit.hold))
-                                         : std::min(n, kMaxChunk);
+      chunk_len = std::min(n, kMaxChunk);  // (skb accounting always brings its chunk)
       return Step::kNeedChunk;
     }
     sent += n;
     const std::size_t lowat =
-        c.rules.lowat_delays_wakeup
+        rules.lowat_delays_wakeup
             ? static_cast<std::size_t>(
                   std::max(other.sock->options().rcvlowat.load(std::memory_order_relaxed), 1))
             : 1;
@@ -254,16 +213,21 @@ struct Sender {
     return Step::kQueued;
   }
 
-  // Fills the next chunk outside the lock; false when memory is short.
-  bool fill_chunk() noexcept {
-    const std::size_t cap = c.rules.skb_accounting ? chunk_len : std::max(chunk_len, kMinChunk);
+  // Fills the next chunk outside the lock; false when memory is short. An skb is sized by the
+  // writer's send buffer (read without the lock, as Linux reads sk_sndbuf).
+  bool fill_chunk(int sndbuf) noexcept {
+    if (rules.skb_accounting) {
+      chunk_len =
+          std::min(len - sent, max_skb_payload(static_cast<std::size_t>(std::max(sndbuf, 0))));
+    }
+    const std::size_t cap = rules.skb_accounting ? chunk_len : std::max(chunk_len, kMinChunk);
     chunk = Chunk::create(cap);
     if (chunk == nullptr) {
       return false;
     }
     std::memcpy(chunk->data(), in + sent, chunk_len);
     chunk->end = static_cast<std::uint32_t>(chunk_len);
-    if (c.rules.skb_accounting) {
+    if (rules.skb_accounting) {
       chunk->charge = static_cast<std::uint32_t>(skb_truesize(chunk_len));
     }
     return true;
@@ -272,15 +236,19 @@ struct Sender {
 
 }  // namespace
 
-Result<size_t> Socket::send_on(Conn& c, int s, const void* buf, size_t len, bool nosignal,
-                               bool dont_wait, Timeout& timeout) noexcept {
-  Sender sender{c, s, static_cast<const unsigned char*>(buf), len};
+// Flattened: the attempt closure and the Sender inline into one loop, as the two copies were.
+[[gnu::flatten]] Result<size_t> Socket::send_on(Conn& c, int s, const void* buf, size_t len,
+                                                bool nosignal, bool dont_wait,
+                                                Timeout& timeout) noexcept {
+  Sender sender{c, c.rules, s, static_cast<const unsigned char*>(buf), len};
   // Queues as much as fits; bytes queued are reported whatever ends the call.
   auto attempt = [&]() noexcept -> std::optional<Result<size_t>> {
     while (sender.sent < len) {
-      Step step = sender.step();
+      // Every AF_UNIX write is a new skb: it is filled before the lock is taken.
+      Step step =
+          sender.rules.skb_accounting && sender.chunk == nullptr ? Step::kNeedChunk : sender.step();
       if (step == Step::kNeedChunk) {
-        if (!sender.fill_chunk()) {
+        if (!sender.fill_chunk(opts_.sndbuf.load(std::memory_order_relaxed))) {
           return sender.sent > 0 ? Result<size_t>(sender.sent) : Result<size_t>(Error{ENOBUFS});
         }
         step = sender.step();
@@ -344,8 +312,9 @@ std::optional<Result<size_t>> receive_outcome(Side& me, const Rules& rules, std:
 
 }  // namespace
 
-Result<size_t> Socket::recv_on(Conn& c, int s, void* buf, size_t len, int msg_flags, bool dont_wait,
-                               Timeout& timeout) noexcept {
+[[gnu::flatten]] Result<size_t> Socket::recv_on(Conn& c, int s, void* buf, size_t len,
+                                                int msg_flags, bool dont_wait,
+                                                Timeout& timeout) noexcept {
   const bool peek = (msg_flags & MSG_PEEK) != 0;
   // Linux's sock_rcvlowat(): the bytes a blocking read waits for.
   const auto lowat =

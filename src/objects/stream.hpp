@@ -19,6 +19,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -120,14 +121,46 @@ struct Limit {
   std::size_t hold = 0;      // a writer may queue while below this (bytes: up to it)
   std::size_t writable = 0;  // the writer is writable (EPOLLOUT) while at most this is used
 
-  /// AF_UNIX's limits for a writer whose SO_SNDBUF is `sndbuf` (Linux's unix_writable(): the
-  /// kernel's write-memory counter starts at 1, hence the - 1).
-  static Limit skb(int sndbuf) noexcept;
+  /// AF_UNIX's limits for a writer whose SO_SNDBUF is `sndbuf`: EPOLLOUT while
+  /// 4 * (charge + 1) <= sndbuf (Linux's unix_writable(); the kernel's write-memory counter
+  /// starts at 1). Below 8 nothing is ever writable; SO_SNDBUF's minimum is 4608 anyway.
+  static constexpr Limit skb(int sndbuf) noexcept {
+    const auto buf = static_cast<std::size_t>(sndbuf > 0 ? sndbuf : 0);
+    return Limit{buf, buf >= 8 ? buf / 4 - 1 : 0};
+  }
 };
 
-/// Linux's truesize of an AF_UNIX skb carrying `n` bytes, and the payload one skb may carry.
-std::size_t skb_truesize(std::size_t n) noexcept;
-std::size_t max_skb_payload(std::size_t sndbuf) noexcept;
+// AF_UNIX's skb accounting, measured on Linux 6.18 (x86-64) through SIOCOUTQ (unix_stream.cpp
+// has the figures it reproduces): one skb carries at most 36544 bytes (3776 in its linear head
+// + 32768 in pages) and at most sndbuf/2 - 64; its truesize is the head's power-of-two bucket
+// (512..4096, holding the rest plus 320 bytes of overhead) + 256 + the paged bytes rounded up
+// to pages, the paged part being min(n, roundup(n - 3776, 4096)) when n > 3776.
+namespace skb {
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kLinearMax = 3776;    // payload bytes that fit an skb's linear head
+constexpr std::size_t kPagedMax = 32768;    // paged bytes of one skb at most
+constexpr std::size_t kHeadOverhead = 320;  // shared-info overhead of the head allocation
+constexpr std::size_t kOverhead = 256;      // the skb header itself
+constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+}  // namespace skb
+
+/// Linux's truesize of an AF_UNIX skb carrying `n` bytes.
+constexpr std::size_t skb_truesize(std::size_t n) noexcept {
+  using namespace skb;
+  const std::size_t paged = n > kLinearMax ? std::min(n, round_up(n - kLinearMax, kPage)) : 0;
+  const std::size_t head = n - paged + kHeadOverhead;
+  std::size_t bucket = 512;
+  while (bucket < head) {
+    bucket *= 2;
+  }
+  return bucket + kOverhead + round_up(paged, kPage);
+}
+
+/// The payload one AF_UNIX skb may carry under a send buffer of `sndbuf`.
+constexpr std::size_t max_skb_payload(std::size_t sndbuf) noexcept {
+  const std::size_t half = sndbuf / 2;
+  return std::clamp<std::size_t>(half > 64 ? half - 64 : 1, 1, skb::kLinearMax + skb::kPagedMax);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Connections
@@ -155,7 +188,10 @@ struct Conn {
   std::atomic<int> refs{2};
 
   /// Whether the writer into `reader` may report EPOLLOUT.
-  bool writable(const Side& reader) const noexcept UEPOLL_REQUIRES(lock);
+  bool writable(const Side& reader) const noexcept UEPOLL_REQUIRES(lock) {
+    const std::size_t used = rules.skb_accounting ? reader.rx.charge() : reader.rx.bytes();
+    return used <= reader.limit.writable;
+  }
   /// Drops one reference; true when it was the last and the caller frees the connection.
   bool drop_ref() noexcept { return refs.fetch_sub(1, std::memory_order_acq_rel) == 1; }
 };
@@ -180,7 +216,13 @@ class Socket : public File {
 
   /// Wakes `s`'s waiters and drops the reference the caller took under a lock (null: nothing).
   /// Key 0 is a state change that every waiter must see.
-  static void wake_and_put(Socket* s, PollMask key) noexcept;
+  static void wake_and_put(Socket* s, PollMask key) noexcept {
+    if (s != nullptr) {
+      wake_and_put_nonnull(s, key);
+    }
+  }
+
+  static void wake_and_put_nonnull(Socket* s, PollMask key) noexcept;
 
   /// Queues `len` (> 0) bytes for side `s`'s peer: what fits now, then, unless `dont_wait`,
   /// waits for room until `timeout`. Reports the bytes queued whatever ends the call; EPIPE

@@ -479,6 +479,28 @@ TEST_P(InetLoopback, NonblockingConnectSucceeds) {
   EXPECT_EQ(fails(api().connect(c, sa(a), sizeof a)), EISCONN);
 }
 
+// A FIN wakes the peer before the socket that sent it: the peer's event is ahead on the ready
+// list.
+TEST_P(InetLoopback, ShutdownWakesThePeerFirst) {
+  int l = listener();
+  const auto [c, s] = pair(l);
+  int ep = track(api().epoll_create1(0));
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.fd = c;
+  ASSERT_EQ(api().epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev), 0);
+  ev.data.fd = s;
+  ASSERT_EQ(api().epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev), 0);
+  epoll_event out[4];
+  ASSERT_EQ(api().epoll_wait(ep, out, 4, 0), 2);  // both writable
+  ASSERT_EQ(api().shutdown(c, SHUT_WR), 0);
+  ASSERT_EQ(api().epoll_wait(ep, out, 4, 1000), 2);
+  EXPECT_EQ(out[0].data.fd, s);
+  EXPECT_EQ(out[0].events, static_cast<unsigned>(EPOLLIN | EPOLLOUT | EPOLLRDHUP));
+  EXPECT_EQ(out[1].data.fd, c);
+  EXPECT_EQ(out[1].events, static_cast<unsigned>(EPOLLOUT));
+}
+
 TEST_P(InetLoopback, BindChecks) {
   int s = sock();
   sockaddr_in a = addr4("127.0.0.1", 0);

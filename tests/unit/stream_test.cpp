@@ -88,6 +88,7 @@ class End final : public Socket {
   End(Conn* conn, int side) noexcept : Socket(O_NONBLOCK), conn_(conn), side_(side) {
     wakeups_.on_wake = &count_wakeup;
     queue_.add(wakeups_);
+    opts_.sndbuf.store(212992);  // AF_UNIX sizes its skbs by the writer's send buffer
   }
   ~End() override { uepoll::WaitQueue::remove(wakeups_); }
 

@@ -221,6 +221,10 @@ void InetSocket::accepted_from(const InetSocket& listener, InetConn* conn) noexc
     list_add(slot.bound, &bind_);
     bind_.in_table = true;
   }
+  {
+    SpinGuard guard(conn->lock);
+    tune(*conn);  // with the inherited buffer sizes
+  }
   conn_bits_.store(reinterpret_cast<std::uintptr_t>(conn) | 1, std::memory_order_release);
 }
 

@@ -15,18 +15,18 @@ namespace uepoll::inet {
 // The accept queue
 
 void Listener::append(InetSocket*& head, InetSocket*& tail, InetSocket* s) noexcept {
-  s->queue_link.next = nullptr;
-  (tail == nullptr ? head : tail->queue_link.next) = s;
+  s->queue_link_.next = nullptr;
+  (tail == nullptr ? head : tail->queue_link_.next) = s;
   tail = s;
 }
 
 InetSocket* Listener::take_front(InetSocket*& head, InetSocket*& tail) noexcept {
   InetSocket* s = head;
-  head = s->queue_link.next;
+  head = s->queue_link_.next;
   if (head == nullptr) {
     tail = nullptr;
   }
-  s->queue_link.next = nullptr;
+  s->queue_link_.next = nullptr;
   return s;
 }
 
@@ -45,8 +45,8 @@ Handshake Listener::offer(InetSocket& client, InetSocket& child, InetConn* conn,
     }
     const bool room = count_.load(std::memory_order_relaxed) <= backlog_;
     const Handshake h = client.admit(this, room ? conn : nullptr, dst);
-    if (h == Handshake::kPending && !client.queue_link.parked) {
-      client.queue_link.parked = true;
+    if (h == Handshake::kPending && !client.queue_link_.parked) {
+      client.queue_link_.parked = true;
       append(parked_head_, parked_tail_, &client);
     }
     if (h != Handshake::kEstablished) {
@@ -66,20 +66,20 @@ Handshake Listener::offer(InetSocket& client, InetSocket& child, InetConn* conn,
 
 void Listener::unpark(InetSocket& client) noexcept {
   SpinGuard guard(lock_);
-  if (!client.queue_link.parked) {
+  if (!client.queue_link_.parked) {
     return;
   }
   InetSocket* prev = nullptr;
-  for (InetSocket* c = parked_head_; c != nullptr; prev = c, c = c->queue_link.next) {
+  for (InetSocket* c = parked_head_; c != nullptr; prev = c, c = c->queue_link_.next) {
     if (c == &client) {
-      (prev == nullptr ? parked_head_ : prev->queue_link.next) = c->queue_link.next;
+      (prev == nullptr ? parked_head_ : prev->queue_link_.next) = c->queue_link_.next;
       if (parked_tail_ == c) {
         parked_tail_ = prev;
       }
       break;
     }
   }
-  client.queue_link = QueueLink{};
+  client.queue_link_ = QueueLink{};
 }
 
 void Listener::set_backlog(int backlog) noexcept {
@@ -106,7 +106,7 @@ InetSocket* Listener::unpark_next() noexcept {
   }
   while (parked_head_ != nullptr) {
     InetSocket* client = take_front(parked_head_, parked_tail_);
-    client->queue_link.parked = false;
+    client->queue_link_.parked = false;
     if (grab(client) != nullptr) {
       return client;
     }
@@ -123,9 +123,9 @@ Listener::Leftovers Listener::stop() noexcept {
   count_.store(0, std::memory_order_release);
   while (parked_head_ != nullptr) {
     InetSocket* client = take_front(parked_head_, parked_tail_);
-    client->queue_link.parked = false;
+    client->queue_link_.parked = false;
     if (grab(client) != nullptr) {
-      client->queue_link.next = left.parked;
+      client->queue_link_.next = left.parked;
       left.parked = client;
     }
   }
@@ -311,12 +311,12 @@ void InetSocket::stop_listening(bool releasing) noexcept {
   unbind_listener(releasing);
   Listener::Leftovers left = l->stop();
   while (InetSocket* child = left.connections) {
-    left.connections = std::exchange(child->queue_link.next, nullptr);
+    left.connections = std::exchange(child->queue_link_.next, nullptr);
     child->abort_on_release_.store(true, std::memory_order_relaxed);
     child->put();
   }
   while (InetSocket* client = left.parked) {
-    left.parked = std::exchange(client->queue_link.next, nullptr);
+    left.parked = std::exchange(client->queue_link_.next, nullptr);
     client->refuse(l);
     client->put();
   }

@@ -234,9 +234,7 @@ Result<size_t> InetSocket::readable_bytes() noexcept {
 
 // shutdown() on a connection: our FIN goes to the peer when the sending side closes. Returns
 // whether the connection was closed already (or there is none): ENOTCONN, bits set anyway.
-bool InetSocket::shut_connection(unsigned mode) noexcept {
-  int s;
-  InetConn* c = conn(&s);
+bool InetSocket::shut_connection(InetConn* c, int s, unsigned mode) noexcept {
   if (c == nullptr) {
     return true;
   }
@@ -295,14 +293,15 @@ Result<void> InetSocket::shutdown(int how) noexcept {
     queue_.wake_all(0);
     return {};
   }
-  const bool connected = conn_bits_.load(std::memory_order_acquire) != 0;
-  const bool closed = shut_connection(mode);
+  int s;
+  InetConn* c = conn(&s);
+  const bool closed = shut_connection(c, s, mode);
   {
     SpinGuard guard(lock_);
     if (ss_ == Ss::kConnecting) {
       ss_ = closed ? Ss::kDisconnecting : Ss::kConnected;
     }
-    if (!connected) {
+    if (c == nullptr) {
       shut_ |= mode;
     }
   }

@@ -168,23 +168,26 @@ class InetSocket final : public stream::Socket {
   Result<size_t> recv(void* buf, size_t len, IoFlags flags) noexcept override;
   Result<size_t> send(const void* buf, size_t len, IoFlags flags) noexcept override;
 
-  // --- the handshake's side of a socket, for Listener under its lock (listener.hpp) ---
-
-  /// A client offered to `l`: connected through `conn`, or parked on `l` when `conn` is null;
-  /// kCancelled once the client left kSynSent.
-  Handshake admit(Listener* l, InetConn* conn, const Endpoint& dst) noexcept;
-  /// An accepted socket being queued: it inherits `listener`'s options, holds its port (as on
-  /// Linux, for bind conflicts) and owns its end of `conn`.
-  void accepted_from(const InetSocket& listener, InetConn* conn) noexcept;
-  /// A connection was queued: one blocked accept() and the pollers wake.
-  void wake_acceptors() noexcept;
-
-  QueueLink queue_link;  // guarded by the lock of the Listener the socket sits on
-
  protected:
   void release() noexcept override;
 
  private:
+  // --- the handshake's side of a socket: only Listener calls these, under its lock
+  // (listener.hpp, docs/locking.md §8) ---
+  friend class Listener;
+
+  /// A client offered to `l`: connected through `conn`, or parked on `l` when `conn` is null;
+  /// kCancelled once the client left kSynSent.
+  Handshake admit(Listener* l, InetConn* conn, const Endpoint& dst) noexcept;
+  /// An accepted socket being queued: it inherits `listener`'s options (and the connection's
+  /// limits follow them), holds its port (as on Linux, for bind conflicts) and owns its end of
+  /// `conn`.
+  void accepted_from(const InetSocket& listener, InetConn* conn) noexcept;
+  /// A connection was queued: one blocked accept() and the pollers wake.
+  void wake_acceptors() noexcept;
+
+  QueueLink queue_link_;  // guarded by the lock of the Listener the socket sits on
+
   enum class Ss { kUnconnected, kConnecting, kConnected, kDisconnecting };  // sock->state
   enum class Mode { kClosed, kListen, kSynSent, kConn };
 
@@ -224,7 +227,7 @@ class InetSocket final : public stream::Socket {
   Result<void> disconnect() noexcept;
   Result<void> start_connect(const sockaddr* addr, socklen_t len, bool dont_wait) noexcept;
   bool disconnect_conn(bool abort) noexcept;
-  bool shut_connection(unsigned mode) noexcept;
+  bool shut_connection(InetConn* c, int s, unsigned mode) noexcept;
   Result<void> wait_connect(bool dont_wait, int already_error) noexcept;
   void forget_autobind() noexcept;
   Result<void> connect_error() noexcept;
