@@ -1,7 +1,7 @@
-// The two system-call backends the benchmarks run the same code on: the host kernel, and one
-// uepoll::Process (a descriptor table of its own, like a process of its own). Both expose the
-// syscall signatures (-1 and errno on failure), so benchmark code is written once as a template
-// over the backend.
+// The system-call backends the benchmarks run the same code on: the host kernel, one
+// uepoll::Process (a descriptor table of its own, like a process of its own), and uepoll's C API
+// (uepoll.h: the one process-wide table a C program has). All expose the syscall signatures (-1
+// and errno on failure), so benchmark code is written once as a template over the backend.
 #pragma once
 
 #include <fcntl.h>
@@ -13,7 +13,9 @@
 
 #include <cerrno>
 
+#include "uepoll/lock_mode.hpp"
 #include "uepoll/process.hpp"
+#include "uepoll/uepoll.h"
 
 namespace uepoll_bench {
 
@@ -119,6 +121,60 @@ class UepollBackend {
   }
 
   uepoll::Process process_;
+};
+
+/// The C API, as a C program calls it: every thread shares the one process-wide descriptor table
+/// (Process::global()), in the lock mode UEPOLL_LOCK_MODE names (read once, at first use).
+/// Stateless: every CapiBackend is a view of that table.
+struct CapiBackend {
+  static constexpr const char* kName = "capi";
+  int epoll_create1(int flags) { return ::uepoll_epoll_create1(flags); }
+  int epoll_ctl(int ep, int op, int fd, epoll_event* ev) {
+    return ::uepoll_epoll_ctl(ep, op, fd, ev);
+  }
+  int epoll_ctl_kernel(int ep, int op, int kfd, epoll_event* ev) {
+    return ::uepoll_epoll_ctl_kernel(ep, op, kfd, ev);
+  }
+  int epoll_wait(int ep, epoll_event* evs, int n, int timeout) {
+    return ::uepoll_epoll_wait(ep, evs, n, timeout);
+  }
+  int eventfd(unsigned v, int flags) { return ::uepoll_eventfd(v, flags); }
+  int pipe2(int fds[2], int flags) { return ::uepoll_pipe2(fds, flags); }
+  int socketpair(int d, int t, int p, int sv[2]) { return ::uepoll_socketpair(d, t, p, sv); }
+  int socket(int d, int t, int p) { return ::uepoll_socket(d, t, p); }
+  int bind(int fd, const sockaddr* a, socklen_t l) { return ::uepoll_bind(fd, a, l); }
+  int listen(int fd, int backlog) { return ::uepoll_listen(fd, backlog); }
+  int accept4(int fd, sockaddr* a, socklen_t* l, int flags) {
+    return ::uepoll_accept4(fd, a, l, flags);
+  }
+  int connect(int fd, const sockaddr* a, socklen_t l) { return ::uepoll_connect(fd, a, l); }
+  int setsockopt(int fd, int lv, int n, const void* v, socklen_t l) {
+    return ::uepoll_setsockopt(fd, lv, n, v, l);
+  }
+  int getsockopt(int fd, int lv, int n, void* v, socklen_t* l) {
+    return ::uepoll_getsockopt(fd, lv, n, v, l);
+  }
+  int getsockname(int fd, sockaddr* a, socklen_t* l) { return ::uepoll_getsockname(fd, a, l); }
+  int shutdown(int fd, int how) { return ::uepoll_shutdown(fd, how); }
+  ssize_t read(int fd, void* b, size_t n) { return ::uepoll_read(fd, b, n); }
+  ssize_t write(int fd, const void* b, size_t n) { return ::uepoll_write(fd, b, n); }
+  ssize_t recv(int fd, void* b, size_t n, int f) { return ::uepoll_recv(fd, b, n, f); }
+  ssize_t send(int fd, const void* b, size_t n, int f) { return ::uepoll_send(fd, b, n, f); }
+  int close(int fd) { return ::uepoll_close(fd); }
+  int dup(int fd) { return ::uepoll_dup(fd); }
+
+  /// The lock mode of the C API's table (what Process::global() was built with).
+  static const char* lock_mode() {
+    return uepoll::lock_mode_from_environment() == uepoll::LockMode::kLegacy ? "legacy" : "fine";
+  }
+  /// Descriptors open in the process-wide table (the benchmark never opens more than 1 << 16).
+  static long open_descriptors() {
+    long n = 0;
+    for (int fd = 0; fd < (1 << 16); ++fd) {
+      n += ::uepoll_fcntl(fd, F_GETFD) >= 0 ? 1 : 0;
+    }
+    return n;
+  }
 };
 
 }  // namespace uepoll_bench

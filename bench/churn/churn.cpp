@@ -11,7 +11,11 @@
 // Modes: uepoll LockMode::kFine, uepoll LockMode::kLegacy (every close of a watched file takes
 // the process-wide mutex, Linux's old epmutex), the identical loop on the host kernel, each
 // kernel worker with its own descriptor table (unshare(CLONE_FILES)), and the floor: the same
-// loop on the bare user-space work of a cycle (floor_backend.hpp), a reference for uepoll's cost.
+// loop on the bare user-space work of a cycle (floor_backend.hpp), a reference for uepoll's cost,
+// and capi: the loop on uepoll's C API (uepoll.h), all workers in its one process-wide descriptor
+// table as a C program's threads are, in the lock mode UEPOLL_LOCK_MODE names (the row is named
+// capi-fine or capi-legacy; one mode per process). scripts/main.sh runs it from a build against
+// the installed libuepoll.so (bench/capi).
 //
 // Each point (mode, T) runs --repeat times for --seconds / --repeat seconds each; repetitions
 // are interleaved across modes and thread counts so drift on a noisy machine hits every mode
@@ -19,7 +23,7 @@
 // the uepoll modes once more to measure the global mutex's hold time and the release path's
 // time; the throughput pass never reads those clocks.
 //
-//   churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor] [--seconds=1]
+//   churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor,capi] [--seconds=1]
 //         [--repeat=3]
 //         [--object=auto|socketpair|pipe] [--no-timing] [--json=FILE]
 #include <sched.h>
@@ -48,14 +52,17 @@
 
 namespace {
 
+using uepoll_bench::CapiBackend;
 using uepoll_bench::FloorBackend;
 using uepoll_bench::KernelBackend;
 using uepoll_bench::UepollBackend;
 using Clock = std::chrono::steady_clock;
 
-enum class Mode { kFine, kLegacy, kKernel, kFloor };
+enum class Mode { kFine, kLegacy, kKernel, kFloor, kCapi };
 
-bool is_uepoll(Mode mode) { return mode == Mode::kFine || mode == Mode::kLegacy; }
+bool is_uepoll(Mode mode) {
+  return mode == Mode::kFine || mode == Mode::kLegacy || mode == Mode::kCapi;
+}
 
 const char* mode_name(Mode mode) {
   switch (mode) {
@@ -63,6 +70,8 @@ const char* mode_name(Mode mode) {
     case Mode::kLegacy: return "legacy";
     case Mode::kKernel: return "kernel";
     case Mode::kFloor: return "floor";
+    case Mode::kCapi:
+      return std::string_view(CapiBackend::lock_mode()) == "legacy" ? "capi-legacy" : "capi-fine";
   }
   return "?";
 }
@@ -206,6 +215,10 @@ void run_worker(Mode mode, Object object, Shared& shared, WorkerResult& result) 
   } else if (mode == Mode::kFloor) {
     FloorBackend floor;
     churn_loop(floor, object, shared, result);
+  } else if (mode == Mode::kCapi) {
+    // The C API's one table, shared by every worker: what a C program's threads get.
+    CapiBackend capi;
+    churn_loop(capi, object, shared, result);
   } else {
     // Own descriptor table: each worker is a process of its own, as nginx's workers are.
     UepollBackend process(mode == Mode::kFine ? uepoll::LockMode::kFine
@@ -326,6 +339,13 @@ struct Point {
       return x.worker_cpu_s > 0 ? static_cast<double>(x.ops) / x.worker_cpu_s : 0.0;
     });
   }
+  /// Loop iterations per second of the whole process's CPU time (every thread: the workers, any
+  /// helper thread, the idle main thread): the cost a user pays, the figure ratios compare.
+  double median_ops_per_process_cpu_s() const {
+    return median([](const Sample& x) {
+      return x.process_cpu_s > 0 ? static_cast<double>(x.ops) / x.process_cpu_s : 0.0;
+    });
+  }
   /// Cores the workers kept busy (worker CPU time / wall time).
   double median_cores_busy() const {
     return median([](const Sample& x) { return x.worker_cpu_s / x.seconds; });
@@ -402,7 +422,7 @@ std::string ratio_text(const Point* num, const Point* den, F stat) {
   return out;
 }
 double ops_of(const Point& p) { return p.median_ops(); }
-double ops_per_cpu_of(const Point& p) { return p.median_ops_per_cpu_s(); }
+double ops_per_process_cpu_of(const Point& p) { return p.median_ops_per_process_cpu_s(); }
 
 void print_table(const std::vector<Point>& points, int cpus) {
   // ops/s: loop iterations per second of wall time (all threads); ops/s/thr: per thread.
@@ -410,13 +430,14 @@ void print_table(const std::vector<Point>& points, int cpus) {
   // cores: cores the workers kept busy; bg: CPU outside the workers (helper threads)
   // per worker CPU; w-sw, bg-sw: voluntary context switches per 1000 iterations, of the
   // workers and of the rest of the process. Ratios compare medians of this run, same T:
-  // fine/leg and uep/kern on ops/s, cpu u/k on ops/cpu-s.
-  std::printf("\n%-7s %4s %11s %11s %11s %5s %5s %6s %6s %8s %8s %8s\n", "mode", "T", "ops/s",
+  // fine/leg and uep/kern on ops/s, cpu u/k on iterations per CPU-second of every thread of the
+  // process (bg included: the cost a user pays).
+  std::printf("\n%-11s %4s %11s %11s %11s %5s %5s %6s %6s %8s %8s %8s\n", "mode", "T", "ops/s",
               "ops/s/thr", "ops/cpu-s", "cores", "bg", "w-sw", "bg-sw", "fine/leg", "uep/kern",
               "cpu u/k");
   for (const Point& p : points) {
     if (p.failed) {
-      std::printf("%-7s %4d %12s\n", mode_name(p.mode), p.threads, "FAILED");
+      std::printf("%-11s %4d %12s\n", mode_name(p.mode), p.threads, "FAILED");
       continue;
     }
     const double ops = p.median_ops();
@@ -429,28 +450,30 @@ void print_table(const std::vector<Point>& points, int cpus) {
     if (is_uepoll(p.mode)) {
       const Point* kernel = find(points, Mode::kKernel, p.threads);
       uepoll_kernel = ratio_text(&p, kernel, ops_of);
-      cpu_uepoll_kernel = ratio_text(&p, kernel, ops_per_cpu_of);
+      cpu_uepoll_kernel = ratio_text(&p, kernel, ops_per_process_cpu_of);
     }
     char background[16];
     std::snprintf(background, sizeof background, "%.0f%%", 100 * p.median_background_share());
-    std::printf("%-7s %4d %11.0f %11.0f %11.0f %5.2f %5s %6.1f %6.1f %8s %8s %8s\n",
+    std::printf("%-11s %4d %11.0f %11.0f %11.0f %5.2f %5s %6.1f %6.1f %8s %8s %8s\n",
                 mode_name(p.mode), p.threads, ops, ops / p.threads, p.median_ops_per_cpu_s(),
                 p.median_cores_busy(), background, p.median_worker_switches_per_kop(),
                 p.median_background_switches_per_kop(), fine_legacy.c_str(), uepoll_kernel.c_str(),
                 cpu_uepoll_kernel.c_str());
   }
 
-  // The floor: what one iteration costs uepoll in worker CPU time, in multiples of the bare
-  // user-space cycle (floor_backend.hpp), same run, same T.
+  // The floor: what one iteration costs uepoll in CPU time (every thread), in multiples of the
+  // bare user-space cycle (floor_backend.hpp), same run, same T.
   for (const Point& p : points) {
     const Point* floor = find(points, Mode::kFloor, p.threads);
-    if (is_uepoll(p.mode) && !p.failed && floor != nullptr && p.median_ops_per_cpu_s() > 0) {
-      std::printf("%-6s T=%-3d costs %.1fx the floor per iteration (CPU time)\n", mode_name(p.mode),
-                  p.threads, floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
+    if (is_uepoll(p.mode) && !p.failed && floor != nullptr &&
+        p.median_ops_per_process_cpu_s() > 0) {
+      std::printf("%-11s T=%-3d costs %.1fx the floor per iteration (CPU time, all threads)\n",
+                  mode_name(p.mode), p.threads,
+                  floor->median_ops_per_process_cpu_s() / p.median_ops_per_process_cpu_s());
     }
   }
   // Scaling 1 -> 2 threads, where both points exist.
-  for (const Mode mode : {Mode::kFine, Mode::kLegacy, Mode::kKernel}) {
+  for (const Mode mode : {Mode::kFine, Mode::kLegacy, Mode::kKernel, Mode::kCapi}) {
     const Point* one = find(points, mode, 1);
     const Point* two = find(points, mode, 2);
     if (one != nullptr && two != nullptr && one->median_ops() > 0) {
@@ -474,7 +497,7 @@ void print_table(const std::vector<Point>& points, int cpus) {
   // (the last close of a watched file), timing pass.
   std::printf("\nprocess-wide mutex (%d CPUs here; hold and release times from the timing pass)\n",
               cpus);
-  std::printf("%-7s %4s %12s %6s %10s %8s %14s %12s\n", "mode", "T", "acq/s", "cores", "hold ns",
+  std::printf("%-11s %4s %12s %6s %10s %8s %14s %12s\n", "mode", "T", "acq/s", "cores", "hold ns",
               "util", "saturates at", "release ns");
   for (const Point& p : points) {
     if (p.failed || !is_uepoll(p.mode)) {
@@ -499,7 +522,7 @@ void print_table(const std::vector<Point>& points, int cpus) {
     if (p.release_ns() > 0) {
       std::snprintf(release_text, sizeof release_text, "%.0f", p.release_ns());
     }
-    std::printf("%-7s %4d %12.0f %6.2f %10s %8s %14s %12s\n", mode_name(p.mode), p.threads, rate,
+    std::printf("%-11s %4d %12.0f %6.2f %10s %8s %14s %12s\n", mode_name(p.mode), p.threads, rate,
                 p.median_cores_busy(), hold_text, util, cores, release_text);
   }
 }
@@ -524,6 +547,7 @@ bool write_json(const std::string& path, const std::vector<Point>& points, const
                    p.median_ops() / p.threads);
       std::fprintf(f, " \"ops_per_cpu_s\": %.1f, \"cores_busy\": %.3f,", p.median_ops_per_cpu_s(),
                    p.median_cores_busy());
+      std::fprintf(f, " \"ops_per_process_cpu_s\": %.1f,", p.median_ops_per_process_cpu_s());
       std::fprintf(f, " \"background_cpu_share\": %.3f,", p.median_background_share());
       std::fprintf(f, " \"worker_switches_per_kop\": %.2f, \"background_switches_per_kop\": %.2f,",
                    p.median_worker_switches_per_kop(), p.median_background_switches_per_kop());
@@ -547,8 +571,10 @@ bool write_json(const std::string& path, const std::vector<Point>& points, const
           std::fprintf(f, ", \"uepoll_over_kernel\": %.3f", p.median_ops() / kernel->median_ops());
         }
         if (const Point* floor = find(points, Mode::kFloor, p.threads)) {
-          std::fprintf(f, ", \"cpu_times_floor\": %.3f",
-                       floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s());
+          // Worker CPU (as before), and every thread's CPU.
+          std::fprintf(f, ", \"cpu_times_floor\": %.3f, \"process_cpu_times_floor\": %.3f",
+                       floor->median_ops_per_cpu_s() / p.median_ops_per_cpu_s(),
+                       floor->median_ops_per_process_cpu_s() / p.median_ops_per_process_cpu_s());
         }
       }
     }
@@ -566,10 +592,11 @@ bool write_json(const std::string& path, const std::vector<Point>& points, const
     std::fprintf(stderr, "churn: bad argument: %s\n", bad);
   }
   std::fprintf(stderr,
-               "usage: churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor] "
+               "usage: churn [--threads=1,2,4,8,16,64] [--modes=fine,legacy,kernel,floor,capi] "
                "[--seconds=1] [--repeat=3]\n"
                "             [--object=auto|socketpair|pipe] [--no-timing] [--json=FILE]\n"
-               "  --seconds: duration of one point, split over its --repeat runs\n");
+               "  --seconds: duration of one point, split over its --repeat runs\n"
+               "  capi: the C API's one table, lock mode from UEPOLL_LOCK_MODE=fine|legacy\n");
   std::exit(bad != nullptr ? 2 : 0);
 }
 
@@ -621,6 +648,8 @@ Options parse(int argc, char** argv) {
           opt.modes.push_back(Mode::kKernel);
         } else if (m == "floor") {
           opt.modes.push_back(Mode::kFloor);
+        } else if (m == "capi") {
+          opt.modes.push_back(Mode::kCapi);
         } else {
           usage(argv[i]);
         }

@@ -54,6 +54,8 @@ inline sockaddr_in loopback_address(std::uint16_t port) noexcept {
 inline int share_descriptor(KernelBackend& /*from*/, int fd, KernelBackend& /*to*/) {
   return ::dup(fd);
 }
+/// The C API: one table for every thread, as for the kernel.
+inline int share_descriptor(CapiBackend& /*from*/, int fd, CapiBackend& to) { return to.dup(fd); }
 inline int share_descriptor(UepollBackend& from, int fd, UepollBackend& to) {
   uepoll::Ref<uepoll::File> file = from.process().get(fd);
   if (!file) {

@@ -1,6 +1,7 @@
 // http_bench: the seed's workload (nginx with keepalive_requests 1, driven by wrk) in one
-// program, on uepoll's in-process sockets (--backend=fine|legacy) or on the host kernel's
-// loopback TCP and epoll (--backend=kernel), from the same template code.
+// program, on uepoll's in-process sockets (--backend=fine|legacy: a uepoll::Process per thread;
+// --backend=capi: the C API, every thread in its one table, lock mode from UEPOLL_LOCK_MODE) or
+// on the host kernel's loopback TCP and epoll (--backend=kernel), from the same template code.
 //
 //   http_bench --backend=fine --workers=2 --client-threads=2 --connections=64 --duration=3
 //
@@ -56,8 +57,10 @@ struct Options {
 void usage(FILE* out) {
   std::fputs(
       "usage: http_bench [options]\n"
-      "  --backend=fine|legacy|kernel   uepoll (LockMode kFine / kLegacy) or the host kernel "
-      "[fine]\n"
+      "  --backend=fine|legacy|kernel|capi\n"
+      "                                 uepoll (LockMode kFine / kLegacy, a table per thread),\n"
+      "                                 the host kernel, or uepoll's C API (one table for all\n"
+      "                                 threads, UEPOLL_LOCK_MODE=fine|legacy) [fine]\n"
       "  --workers=W                    server worker threads [2]\n"
       "  --accept=exclusive|reuseport   one shared listener with EPOLLEXCLUSIVE, or one\n"
       "                                 SO_REUSEPORT listener per worker [exclusive]\n"
@@ -127,7 +130,7 @@ bool parse_options(int argc, char** argv, Options* o) {
     }
     bool ok = true;
     if (name == "--backend") {
-      ok = value == "fine" || value == "legacy" || value == "kernel";
+      ok = value == "fine" || value == "legacy" || value == "kernel" || value == "capi";
       o->backend = value;
     } else if (name == "--role") {
       ok = value == "both" || value == "server" || value == "client";
@@ -240,8 +243,10 @@ long count_kernel_fds() {
   return n - 1;  // the directory's own descriptor
 }
 
-/// Open descriptors of one backend's table (uepoll) or -1 (kernel: counted process-wide).
+/// Open descriptors of one backend's table (uepoll) or -1 (kernel, C API: one table for all
+/// threads, counted once by count_shared_fds).
 long count_table_fds(KernelBackend&) { return -1; }
+long count_table_fds(CapiBackend&) { return -1; }
 long count_table_fds(UepollBackend& b) {
   long n = 0;
   for (int fd = 0; fd < (1 << 16); ++fd) {  // the benchmark never opens more
@@ -250,6 +255,26 @@ long count_table_fds(UepollBackend& b) {
     }
   }
   return n;
+}
+
+/// Open descriptors of the table every thread of backend B shares (0 for UepollBackend).
+template <class B>
+long count_shared_fds() {
+  if constexpr (std::is_same_v<B, KernelBackend>) {
+    return count_kernel_fds();
+  } else if constexpr (std::is_same_v<B, CapiBackend>) {
+    return CapiBackend::open_descriptors();
+  } else {
+    return 0;
+  }
+}
+
+/// The lock mode of a uepoll run ("fine" or "legacy"), nullptr on the kernel.
+const char* lock_mode(const Options& o) {
+  if (o.backend == "kernel") {
+    return nullptr;
+  }
+  return o.backend == "capi" ? CapiBackend::lock_mode() : o.backend.c_str();
 }
 
 /// Aborts the program if the run overstays its bound (a hung thread must not hang CI).
@@ -296,9 +321,9 @@ void sleep_seconds(double s) { std::this_thread::sleep_for(std::chrono::duration
 template <class B>
 int run(const Options& opt, const std::function<std::unique_ptr<B>()>& make,
         const std::function<std::unique_ptr<B>()>& make_client, Report* rep) {
-  constexpr bool kUepoll = std::is_same_v<B, UepollBackend>;
+  constexpr bool kUepoll = !std::is_same_v<B, KernelBackend>;
   rep->opt = opt;
-  const long kernel_fds_before = count_kernel_fds();
+  const long shared_fds_before = count_shared_fds<B>();
   const uepoll::stats::Snapshot live_before = uepoll::stats::quiesce_and_read();
 
   RunControl control;
@@ -465,8 +490,8 @@ int run(const Options& opt, const std::function<std::unique_ptr<B>()>& make,
   workers.clear();
   client_b.clear();
   server_b.clear();
-  if constexpr (!kUepoll) {
-    left = count_kernel_fds() - kernel_fds_before;
+  if constexpr (!std::is_same_v<B, UepollBackend>) {
+    left = count_shared_fds<B>() - shared_fds_before;
   }
   rep->leaked_descriptors = left;
   if (uepoll::stats::enabled()) {
@@ -479,11 +504,12 @@ int run(const Options& opt, const std::function<std::unique_ptr<B>()>& make,
 
 void print_report(const Report& r) {
   const Options& o = r.opt;
+  const std::string backend = o.backend == "capi" ? "capi-" + std::string(lock_mode(o)) : o.backend;
   std::printf(
       "http_bench%s%s backend=%s accept=%s workers=%d client_threads=%d connections=%d "
       "keepalive_requests=%d duration=%.2fs: %llu requests, %.0f req/s, errors %llu; "
       "latency us p50 %.1f p90 %.1f p99 %.1f max %.1f; cpu %.0f%%",
-      o.role == "both" ? "" : " role=", o.role == "both" ? "" : o.role.c_str(), o.backend.c_str(),
+      o.role == "both" ? "" : " role=", o.role == "both" ? "" : o.role.c_str(), backend.c_str(),
       o.accept.c_str(), o.workers, o.client_threads, o.connections, o.keepalive_requests,
       r.window_s, static_cast<unsigned long long>(r.requests()), r.rps(),
       static_cast<unsigned long long>(o.role == "server" ? r.server.errors : r.client.errors),
@@ -539,6 +565,11 @@ bool write_json(const Report& r, const std::string& path) {
   auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   std::fprintf(f, "{\n");
   std::fprintf(f, "  \"backend\": \"%s\",\n", o.backend.c_str());
+  if (const char* mode = lock_mode(o)) {
+    std::fprintf(f, "  \"lock_mode\": \"%s\",\n", mode);
+  } else {
+    std::fprintf(f, "  \"lock_mode\": null,\n");
+  }
   std::fprintf(f, "  \"role\": \"%s\",\n", o.role.c_str());
   std::fprintf(f, "  \"accept\": \"%s\",\n", o.accept.c_str());
   std::fprintf(f, "  \"workers\": %d,\n", o.workers);
@@ -635,6 +666,10 @@ int main(int argc, char** argv) {
     if (opt.backend == "kernel") {
       auto make = [] { return std::make_unique<KernelBackend>(); };
       rc = run<KernelBackend>(opt, make, make, &rep);
+    } else if (opt.backend == "capi") {
+      // Server and clients alike in the C API's one table and lock mode, as one C program.
+      auto make = [] { return std::make_unique<CapiBackend>(); };
+      rc = run<CapiBackend>(opt, make, make, &rep);
     } else {
       const uepoll::LockMode mode =
           opt.backend == "legacy" ? uepoll::LockMode::kLegacy : uepoll::LockMode::kFine;

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Projects churn ops/s and HTTP req/s to 16, 64 and 128 cores (docs/benchmarks.md,
+"Projections to 16, 64 and 128 cores"). Python 3, standard library only: python3 bench/project.py
+
+Model (operational bounds): X(N) = min(N / t(N), 1 / sigma(N)) for each serial resource sigma.
+  t(N)     CPU time of one operation on one thread, the shared-line and grace-period costs
+           included: t1 + (r/B) * (D(N) + 2 N (c_ipi + c_line)) [+ c_line per ADD in legacy]
+  D(N)     one urcu-bp grace period: D0 + (N-1) d_cpu (it holds liburcu's rcu_gp_lock throughout)
+  sigma    rcu_gp_lock:      (r/B) * D(N)
+           legacy mutex:     h + k * c_line + (D(N) - D0)/B (the Watch's retire runs under it;
+                             h, measured at N=1, already holds D0/B)
+           HTTP listener:    n_L * c_line              (the accept queue's line, per request)
+"""
+
+# --- measured on dev (2 cores, loaded; docs/benchmarks.md gives the commands) --------------
+T1_CHURN = 0.91e-6   # s CPU per churn cycle at T=1 (1 / ops_per_cpu_s; legacy 0.94)
+T1_HTTP = 4.3e-6     # s CPU per request, both halves (http_bench cpu_s / requests, W=1)
+H_CHURN = 0.20e-6    # s legacy mutex hold per acquisition, churn T=1 (timing pass)
+H_HTTP = 0.114e-6    # s the same in http_bench --backend=legacy --timing, W=1
+D0 = 12.4e-6         # s one urcu_bp_synchronize_rcu() with no other reader running
+R_CHURN, R_HTTP = 3, 4   # objects retired per cycle / request (perf: 341 and 255 per grace period)
+B = 1024             # rcu::kMaxPendingPerThread: one grace period per B retires per thread
+# --- assumed (multi-socket x86 server; to be re-measured on a big machine) ------------------
+C_LINE = 150e-9      # s one contended cache-line transfer (100-200 ns across sockets)
+D_CPU = 0.5e-6       # s grace-period growth per running thread (membarrier IPI + reader scan)
+C_IPI = 1.0e-6       # s a running thread loses per membarrier IPI it receives
+K_LEGACY = 3         # lines that move per legacy acquisition: mutex word, its unlock, the counter
+N_LISTENER = 5       # accept-queue line transfers per request (connect, accept, EAGAIN, poll)
+
+
+def grace(n):
+    return D0 + (n - 1) * D_CPU
+
+
+def t_op(t1, r, n, legacy=False):
+    shared = (r / B) * (grace(n) + 2 * n * (C_IPI + C_LINE))
+    return t1 + shared + (C_LINE if legacy and n > 1 else 0)
+
+
+def churn(n, legacy):
+    sigmas = [(R_CHURN / B) * grace(n)]
+    if legacy:
+        sigmas.append(H_CHURN + K_LEGACY * C_LINE + (grace(n) - D0) / B)
+    return min([n / t_op(T1_CHURN, R_CHURN, n, legacy)] + [1 / s for s in sigmas])
+
+
+def http(n, legacy):
+    sigmas = [(R_HTTP / B) * grace(n), N_LISTENER * C_LINE]
+    if legacy:
+        sigmas.append(H_HTTP + K_LEGACY * C_LINE + (grace(n) - D0) / B)
+    return min([n / t_op(T1_HTTP, R_HTTP, n, legacy)] + [1 / s for s in sigmas])
+
+
+def check_xeon():
+    """The same bounds with xeon's own T=1 inputs against its measured figures. That build freed
+    through liburcu's call_rcu thread, so no grace period ran on the workers (no D terms)."""
+    t1, hold = 1 / 449_853, 142e-9
+    churn_xeon = {2: (1_107_194, 1_071_252), 4: (2_427_665, 1_655_772), 8: (4_376_223, 1_615_317),
+                  16: (6_256_722, 1_501_288)}
+    for n, (fine, legacy) in churn_xeon.items():
+        pf = n / t1
+        pl = min(n / (t1 + C_LINE), 1 / (hold + K_LEGACY * C_LINE))
+        print(f"xeon churn T={n:<3} fine {pf / 1e6:5.2f}M vs {fine / 1e6:5.2f}M"
+              f" ({pf / fine - 1:+4.0%})"
+              f"   legacy {pl / 1e6:5.2f}M vs {legacy / 1e6:5.2f}M ({pl / legacy - 1:+4.0%})")
+    http_xeon = {1: 190_356, 2: 299_906, 4: 383_282, 8: 268_297}  # fine; legacy within 5%
+    for w, rps in http_xeon.items():
+        p = min(2 * w / T1_HTTP, 1 / (N_LISTENER * C_LINE))
+        print(f"xeon http W={w:<3} fine {p / 1e3:5.0f}k vs {rps / 1e3:5.0f}k ({p / rps - 1:+4.0%})")
+
+
+if __name__ == "__main__":
+    print(f"{'cores':>5} {'churn fine':>11} {'churn legacy':>13} {'fine/legacy':>11}"
+          f" {'http fine':>10} {'http legacy':>12} {'grace us':>9}")
+    for n in (1, 2, 16, 64, 128):
+        cf, cl, hf, hl = churn(n, False), churn(n, True), http(n, False), http(n, True)
+        print(f"{n:>5} {cf / 1e6:10.2f}M {cl / 1e6:12.2f}M {cf / cl:11.2f}"
+              f" {hf / 1e3:9.0f}k {hl / 1e3:11.0f}k {grace(n) * 1e6:9.1f}")
+    check_xeon()
