@@ -290,7 +290,8 @@ def fmt(v, spec, width):
 def print_table(r, worker_counts):
     m = r["machine"]
     capi = any(row["backend"] in CAPI for row in r["http"])
-    print(f"\n=== HTTP, keepalive_requests 1, 64 connections ({m['cpus']} x {m['cpu']}, "
+    print(f"\n=== HTTP, keepalive_requests 1, 64 connections, an SO_REUSEPORT listener per "
+          f"worker ({m['cpus']} x {m['cpu']}, "
           f"Linux {m['kernel']}; medians of {r['repeats']} runs of {r['duration_s']:g} s)")
     print("    fine, legacy: a uepoll::Process (descriptor table) per thread, C++ API, static library")
     if capi:

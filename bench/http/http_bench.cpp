@@ -38,7 +38,7 @@ namespace {
 
 struct Options {
   std::string backend = "fine";
-  std::string accept = "exclusive";
+  std::string accept = "reuseport";
   std::string role = "both";
   int workers = 2;
   int client_threads = 2;
@@ -63,7 +63,7 @@ void usage(FILE* out) {
       "                                 threads, UEPOLL_LOCK_MODE=fine|legacy) [fine]\n"
       "  --workers=W                    server worker threads [2]\n"
       "  --accept=exclusive|reuseport   one shared listener with EPOLLEXCLUSIVE, or one\n"
-      "                                 SO_REUSEPORT listener per worker [exclusive]\n"
+      "                                 SO_REUSEPORT listener per worker [reuseport]\n"
       "  --client-threads=T             load-generator threads [2]\n"
       "  --connections=C                connections over all client threads [64]\n"
       "  --duration=S                   measured seconds [3]\n"

@@ -3,6 +3,7 @@
 // readiness changed: EPOLLET users see an edge per write, as on Linux.
 #include <sys/eventfd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -27,11 +28,9 @@ class EventFd final : public File {
 
   PollMask poll(PollTable* table) noexcept override {
     poll_wait(table, queue_);
-    std::uint64_t count;
-    {
-      SpinGuard guard(lock_);
-      count = count_;
-    }
+    // No lock, as Linux's eventfd_poll: the queue's barriers order this read after our hook and
+    // a writer's change before its wake-up, so a change is either seen here or wakes us.
+    const std::uint64_t count = count_.load(std::memory_order_acquire);
     // Linux's eventfd reports neither RDNORM nor WRNORM.
     PollMask mask = 0;
     if (count > 0) {
@@ -80,7 +79,7 @@ class EventFd final : public File {
     std::uint64_t count;
     {
       SpinGuard guard(lock_);
-      count = std::exchange(count_, 0);
+      count = count_.exchange(0, std::memory_order_relaxed);
     }
     if (count > 0 && sys::calls.write(twin.fd, &count, sizeof count) != sizeof count) {
       return Error{errno};
@@ -95,11 +94,12 @@ class EventFd final : public File {
   bool try_read(std::uint64_t& value) noexcept {
     {
       SpinGuard guard(lock_);
-      if (count_ == 0) {
+      const std::uint64_t count = count_.load(std::memory_order_relaxed);
+      if (count == 0) {
         return false;
       }
-      value = semaphore_ ? 1 : count_;
-      count_ -= value;
+      value = semaphore_ ? 1 : count;
+      count_.store(count - value, std::memory_order_release);
     }
     queue_.wake(EPOLLOUT);
     return true;
@@ -108,10 +108,11 @@ class EventFd final : public File {
   bool try_write(std::uint64_t value) noexcept {
     {
       SpinGuard guard(lock_);
-      if (kMaxCount - count_ < value) {
+      const std::uint64_t count = count_.load(std::memory_order_relaxed);
+      if (kMaxCount - count < value) {
         return false;
       }
-      count_ += value;
+      count_.store(count + value, std::memory_order_release);
     }
     queue_.wake(EPOLLIN);
     return true;
@@ -119,7 +120,7 @@ class EventFd final : public File {
 
   WaitQueue queue_;
   SpinLock lock_;
-  std::uint64_t count_ UEPOLL_GUARDED_BY(lock_);
+  std::atomic<std::uint64_t> count_;  // changed under lock_; poll() reads it without
   const bool semaphore_;
 };
 
