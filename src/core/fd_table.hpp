@@ -104,7 +104,9 @@ class FdTable {
   void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
 
   const int limit_;
-  mutable Mutex mu_{LockLevel::kTable};
+  // Held for a few dozen instructions by every open and close: spinning while its owner runs
+  // beats a futex sleep when threads share the table (Linux's file_lock is a spinlock).
+  mutable Mutex mu_{LockLevel::kTable, Mutex::Contended::kSpinThenPark};
   // Chunks are allocated on first use and never moved or freed before the table dies, so a
   // lookup can read a slot without the mutex.
   std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
