@@ -12,8 +12,8 @@
 //            delays its wake-up (tcp_data_ready); only a writer that found no room is woken
 //            (SOCK_NOSPACE); a pending error waits for the next call when this one made progress.
 //
-// Locking: a connection's SpinLock guards both sides (docs/locking.md, "objects"); the paths here
-// take it, never hold it across a wake-up or an allocation, and drop a side's socket reference
+// Locking: a connection's SpinLock guards both sides (docs/locking.md, `kObject` and §8); the paths
+// here take it, never hold it across a wake-up or an allocation, and drop a side's socket reference
 // after waking it. A socket's queue_ is what poll() hooks and what blocking calls sleep on.
 #pragma once
 
