@@ -3,8 +3,9 @@
 // needs.
 //
 // What uepoll reads under RCU: descriptor table slots (lookup + File::try_get), a file's watcher
-// list and each watch's instance during the nesting checks' upward walks. Everything those
-// readers can reach (File, Watch, Instance) is freed through retire(), never directly.
+// list and each watch's instance during the nesting checks' upward walks, and a port's listening
+// set (connect()). Everything those readers can reach (File, Watch, Instance, ListeningSet) is
+// freed through retire(), never directly.
 //
 // Reclamation is per thread, with back-pressure, and needs no helper thread: retire() appends to
 // the calling thread's own list, and the retire() that brings the list to kMaxPendingPerThread

@@ -696,6 +696,39 @@ TEST_P(InetLoopback, AnAcceptedSocketHoldsTheListenersPort) {
   EXPECT_EQ(api().bind(m, sa(a), sizeof a), 0);
 }
 
+// A listener stopped by shutdown() keeps its explicit port as a plain binding, and the sockets
+// accepted from it keep holding the port after it closes too.
+TEST_P(InetLoopback, AcceptedSocketsHoldThePortAfterTheListenerStops) {
+  int probe = sock();
+  sockaddr_in a = addr4("127.0.0.1", 0);
+  ASSERT_EQ(api().bind(probe, sa(a), sizeof a), 0);
+  a.sin_port = htons(static_cast<std::uint16_t>(port_of(probe)));
+  close_fd(probe);
+  int l = sock();
+  setopt(l, SO_REUSEADDR, 1);
+  ASSERT_EQ(api().bind(l, sa(a), sizeof a), 0);
+  ASSERT_EQ(api().listen(l, 4), 0);
+  const auto [c0, s0] = pair(l);
+  const int c = c0;
+  const int s = s0;
+  ASSERT_EQ(api().shutdown(l, SHUT_RD), 0);
+  int r = sock();
+  setopt(r, SO_REUSEADDR, 1);
+  EXPECT_EQ(api().bind(r, sa(a), sizeof a), 0);  // neither the stopped listener nor s listens
+  close_fd(r);
+  int n = sock();
+  EXPECT_EQ(fails(api().bind(n, sa(a), sizeof a)), EADDRINUSE);
+  close_fd(l);
+  int n2 = sock();
+  EXPECT_EQ(fails(api().bind(n2, sa(a), sizeof a)), EADDRINUSE);  // s still holds it
+  linger lg{1, 0};  // no TIME_WAIT left behind on the kernel
+  ASSERT_EQ(api().setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close_fd(s);
+  close_fd(c);
+  int m = sock();
+  EXPECT_EQ(api().bind(m, sa(a), sizeof a), 0);
+}
+
 TEST_P(InetLoopback, Ipv6ListenerAcceptsIpv4) {
   int l = sock(AF_INET6);
   sockaddr_in6 any = addr6("::", 0);

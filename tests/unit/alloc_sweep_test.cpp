@@ -167,8 +167,11 @@ int add(int ep, int fd, std::uint32_t events) {
 }
 
 // A listener on 127.0.0.1 and an ephemeral port, in w.a; its address in w.listen_addr.
-void make_listener(World& w) {
-  w.a = w.keep(uepoll_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+void open_listener(World& w, bool keep) {
+  w.a = uepoll_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (keep) {
+    w.keep(w.a);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -177,14 +180,17 @@ void make_listener(World& w) {
   socklen_t len = sizeof w.listen_addr;
   uepoll_getsockname(w.a, reinterpret_cast<sockaddr*>(&w.listen_addr), &len);
 }
+void make_listener(World& w) { open_listener(w, true); }
 
-// A connected in-process TCP pair: w.b (client) and w.c (accepted).
-void make_connection(World& w) {
-  make_listener(w);
+// A connected in-process TCP pair: w.b (client) and w.c (accepted); the listener is closed with
+// the others unless the scenario closes it.
+void connect_to_a_listener(World& w, bool keep_listener) {
+  open_listener(w, keep_listener);
   w.b = w.keep(uepoll_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
   uepoll_connect(w.b, reinterpret_cast<sockaddr*>(&w.listen_addr), sizeof w.listen_addr);
   w.c = w.keep(uepoll_accept4(w.a, nullptr, nullptr, SOCK_NONBLOCK));
 }
+void make_connection(World& w) { connect_to_a_listener(w, true); }
 
 struct Scenario {
   const char* name;
@@ -437,6 +443,11 @@ std::vector<Scenario> scenarios() {
                    add(w.a, w.keep(uepoll_eventfd(1, 0)), EPOLLIN);
                  }
                },
+               [](World& w) -> long { return uepoll_close(w.a); },
+               {},
+               ignore});
+  v.push_back({"close of a listener with an accepted socket (its last reference)",
+               [](World& w) { connect_to_a_listener(w, /*keep_listener=*/false); },
                [](World& w) -> long { return uepoll_close(w.a); },
                {},
                ignore});

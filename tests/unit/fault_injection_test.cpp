@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <functional>
 #include <thread>
+#include <utility>
 
 #include "sync/fault_injection.hpp"
 #include "uepoll/process.hpp"
@@ -266,6 +267,50 @@ TEST_F(FaultInjection, ConnectAndAccept) {
     ASSERT_TRUE(p_.close(*leftover));
   }
   ASSERT_TRUE(p_.close(listener));
+}
+
+// A listener closed while its port's copy for connect() cannot be rebuilt (ports.hpp): the old
+// copy stays published with the stopped listener in it, and a connect skips it for the next
+// best one, here a wildcard listener of the same SO_REUSEPORT port.
+TEST_F(FaultInjection, AListenerClosedWithoutMemoryIsSkippedByConnect) {
+  auto listener_at = [&](const char* ip, int port) {
+    int l = p_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).value();
+    const int one = 1;
+    EXPECT_TRUE(p_.setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    EXPECT_TRUE(p_.bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a));
+    EXPECT_TRUE(p_.listen(l, 16));
+    socklen_t len = sizeof a;
+    EXPECT_TRUE(p_.getsockname(l, reinterpret_cast<sockaddr*>(&a), &len));
+    return std::pair{l, static_cast<int>(ntohs(a.sin_port))};
+  };
+  const auto [wildcard, port] = listener_at("0.0.0.0", 0);
+  const int exact = listener_at("127.0.0.1", port).first;
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<std::uint16_t>(port));
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto connect_and_accept = [&](int from) {
+    int c = p_.socket(AF_INET, SOCK_STREAM, 0).value();
+    EXPECT_TRUE(p_.connect(c, reinterpret_cast<sockaddr*>(&dst), sizeof dst));
+    auto s = p_.accept4(from, nullptr, nullptr, 0);
+    EXPECT_TRUE(s) << "the connection did not reach the expected listener";
+    EXPECT_TRUE(p_.close(c));
+    if (s) {
+      EXPECT_TRUE(p_.close(*s));
+    }
+  };
+  connect_and_accept(exact);  // the exact address wins while it listens
+  ASSERT_TRUE(uepoll::testing::fail_nth_allocation(1));
+  ASSERT_TRUE(p_.close(exact));
+  const bool injected = !uepoll::testing::allocation_failure_pending();
+  uepoll::testing::fail_nth_allocation(0);
+  EXPECT_TRUE(injected) << "closing a listener no longer allocates: this test tests nothing";
+  connect_and_accept(wildcard);
+  ASSERT_TRUE(p_.close(wildcard));
 }
 
 }  // namespace

@@ -101,68 +101,6 @@ Result<void> InetSocket::autobind_for_connect(const Endpoint& dst, Endpoint* loc
   return {};
 }
 
-// Finds the listener for `dst` (Linux's two-stage lookup: exact address, then wildcard; a
-// SO_REUSEPORT group spreads by a hash of the client's end). Returns its queue with a reference.
-Listener* InetSocket::lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept {
-  PortSlot& slot = g_ports[dst.port];
-  const bool v4 = is_mapped(dst.addr);
-  SpinGuard guard(slot.lock);
-  const Binding* best = nullptr;
-  int best_score = 0;
-  for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
-    int score = 0;
-    if (v4) {
-      if (b->addr == dst.addr) {
-        score = 10;
-      } else if (is_any4(b->addr) || (b->family == AF_INET6 && is_any6(b->addr) && !b->v6only)) {
-        score = 1;
-      } else {
-        continue;
-      }
-      score += b->family == AF_INET ? 2 : 1;
-    } else {
-      if (b->family != AF_INET6) {
-        continue;
-      }
-      if (b->addr == dst.addr) {
-        score = 10;
-      } else if (is_any6(b->addr)) {
-        score = 1;
-      } else {
-        continue;
-      }
-    }
-    if (score > best_score) {
-      best = b;
-      best_score = score;
-    }
-  }
-  if (best == nullptr) {
-    return nullptr;
-  }
-  if (best->reuseport) {
-    auto same_group = [best](const Binding* b) {
-      return b->reuseport && b->family == best->family && b->v6only == best->v6only &&
-             b->addr == best->addr;
-    };
-    std::uint32_t members = 0;
-    for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
-      members += same_group(b) ? 1 : 0;
-    }
-    const std::uint64_t h = mix_bits(src.port * 0x9e3779b9U ^ v4_of(src.addr) ^ dst.port);
-    std::uint64_t pick = h % members;
-    for (const Binding* b = slot.listeners; b != nullptr; b = b->next) {
-      if (same_group(b) && pick-- == 0) {
-        best = b;
-        break;
-      }
-    }
-  }
-  Listener* l = best->listener;
-  l->get();
-  return l;
-}
-
 // Each direction's limit (see "Buffers" at the top): autotuned unless the writer's send buffer
 // or the reader's receive buffer was set; then the two buffers, the other one at its default.
 void InetSocket::tune(InetConn& c) noexcept {
@@ -215,13 +153,6 @@ void InetSocket::accepted_from(const InetSocket& listener, InetConn* conn) noexc
   bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
   bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
   {
-    // In the table before anyone can reach (and close) the socket.
-    PortSlot& slot = g_ports[bind_.port];
-    SpinGuard guard(slot.lock);
-    list_add(slot.bound, &bind_);
-    bind_.in_table = true;
-  }
-  {
     SpinGuard guard(conn->lock);
     tune(*conn);  // with the inherited buffer sizes
   }
@@ -253,10 +184,10 @@ Handshake InetSocket::admit(Listener* l, InetConn* conn, const Endpoint& dst) no
 // Creates the server side of a connection from `client` and offers it to `l`. The caller holds
 // references on the client and on `l`.
 Handshake InetSocket::establish(InetSocket* client, Listener* l, const Endpoint& dst) noexcept {
-  const int family = l->family();
-  if (family == 0) {
+  if (l->stopped()) {
     return Handshake::kRefused;
   }
+  const int family = l->family();
   auto* conn = detail::try_new<InetConn>();
   InetSocket* child = conn != nullptr ? detail::try_new<InetSocket>(family, 0) : nullptr;
   if (child == nullptr) {
@@ -486,7 +417,7 @@ Result<void> InetSocket::start_connect(const sockaddr* addr, socklen_t len,
     shut_ = 0;
     err_ = 0;
   }
-  Listener* l = lookup_listener(dst, src);
+  Listener* l = find_listener(dst, src);
   const Handshake h = l != nullptr ? establish(this, l, dst) : Handshake::kRefused;
   if (l != nullptr) {
     l->put();

@@ -30,11 +30,6 @@ InetSocket* Listener::take_front(InetSocket*& head, InetSocket*& tail) noexcept 
   return s;
 }
 
-int Listener::family() noexcept {
-  SpinGuard guard(lock_);
-  return owner_ != nullptr ? owner_->family() : 0;
-}
-
 Handshake Listener::offer(InetSocket& client, InetSocket& child, InetConn* conn,
                           const Endpoint& dst) noexcept {
   InetSocket* owner;
@@ -53,6 +48,7 @@ Handshake Listener::offer(InetSocket& client, InetSocket& child, InetConn* conn,
       return h;
     }
     child.accepted_from(*owner_, conn);
+    hold_port(child.bind_);
     append(head_, tail_, &child);
     count_.fetch_add(1, std::memory_order_release);
     owner = grab(owner_);
@@ -115,9 +111,58 @@ InetSocket* Listener::unpark_next() noexcept {
   return nullptr;
 }
 
+// An accepted socket's port stays on the queue while the listening binding decides every
+// conflict it could be part of: the same address and the same SO_REUSEADDR and SO_REUSEPORT
+// bits (a setsockopt on the listener after listen() changes the bits its sockets inherit, not
+// its binding's). Anything else goes to the slot at once.
+void Listener::hold_port(Binding& b) noexcept {
+  const Binding& mine = owner_->bind_;
+  get();
+  b.holder = this;
+  b.in_table = true;
+  if (b.reuseaddr == mine.reuseaddr && b.reuseport == mine.reuseport) {
+    b.held = true;
+    list_add(accepted_, &b);
+    return;
+  }
+  PortSlot& slot = g_ports[b.port];
+  SpinGuard guard(slot.lock);
+  list_add(slot.bound, &b);
+}
+
+void Listener::release_port(Binding& b) noexcept {
+  bool held;
+  {
+    SpinGuard guard(lock_);
+    held = std::exchange(b.held, false);
+    if (held) {
+      list_del(accepted_, &b);
+    }
+  }
+  if (!held) {
+    PortSlot& slot = g_ports[b.port];
+    SpinGuard guard(slot.lock);
+    list_del(slot.bound, &b);
+  }
+  b.holder = nullptr;
+  b.in_table = false;
+  put();
+}
+
 Listener::Leftovers Listener::stop() noexcept {
   SpinGuard guard(lock_);
   owner_ = nullptr;
+  stopped_.store(true, std::memory_order_release);
+  if (accepted_ != nullptr) {
+    // Before the listening binding leaves the slot, so that no bind slips in between.
+    PortSlot& slot = g_ports[accepted_->port];
+    SpinGuard slot_guard(slot.lock);
+    while (Binding* b = accepted_) {
+      list_del(accepted_, b);
+      b->held = false;
+      list_add(slot.bound, b);
+    }
+  }
   Leftovers left{std::exchange(head_, nullptr), nullptr};
   tail_ = nullptr;
   count_.store(0, std::memory_order_release);
@@ -154,7 +199,7 @@ Result<void> InetSocket::listen(int backlog) noexcept {
     promote_pending(existing);
     return {};
   }
-  auto* l = detail::try_new<Listener>(this, max_backlog);
+  auto* l = detail::try_new<Listener>(this, family_, max_backlog);
   if (l == nullptr) {
     return Error{ENOMEM};
   }
@@ -169,18 +214,24 @@ Result<void> InetSocket::listen(int backlog) noexcept {
     // Linux re-checks the port now that the socket listens: two SO_REUSEADDR sockets may share
     // a port while neither listens, not once one does.
     PortSlot& slot = g_ports[bind_.port];
-    SpinGuard guard(slot.lock);
-    bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
-    bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
-    bind_.listening = true;
-    if (conflicts_in_slot(slot, bind_)) {
-      bind_.listening = false;
+    Result<bool> moved = edit_listening(slot, 1, [&]() noexcept {
+      slot.lock.assert_held();
+      bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
+      bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
+      bind_.listening = true;
+      if (conflicts_in_slot(slot, bind_)) {
+        bind_.listening = false;
+        return false;
+      }
+      list_del(slot.bound, &bind_);
+      bind_.listener = l;
+      list_add(slot.listeners, &bind_);
+      return true;
+    });
+    if (!moved || !*moved) {
       delete l;
-      return Error{EADDRINUSE};
+      return Error{moved ? EADDRINUSE : moved.error()};
     }
-    list_del(slot.bound, &bind_);
-    bind_.listener = l;
-    list_add(slot.listeners, &bind_);
   }
   SpinGuard guard(lock_);
   local_.addr = bind_.addr;
@@ -287,11 +338,15 @@ void InetSocket::unbind_listener(bool releasing) noexcept {
     return;
   }
   PortSlot& slot = g_ports[bind_.port];
-  SpinGuard guard(slot.lock);
-  list_del(slot.listeners, &bind_);
-  bind_.listening = false;
-  bind_.listener = nullptr;
-  list_add(slot.bound, &bind_);
+  // A shorter list never fails (ports.hpp): without memory the old copy stays published.
+  (void)edit_listening(slot, -1, [&]() noexcept {
+    slot.lock.assert_held();
+    list_del(slot.listeners, &bind_);
+    bind_.listening = false;
+    bind_.listener = nullptr;
+    list_add(slot.bound, &bind_);
+    return true;
+  });
 }
 
 // Stops listening: the port stops accepting, queued connections are reset, parked clients
@@ -308,8 +363,8 @@ void InetSocket::stop_listening(bool releasing) noexcept {
   if (l == nullptr) {
     return;
   }
+  Listener::Leftovers left = l->stop();  // first: find_listener skips it from now on
   unbind_listener(releasing);
-  Listener::Leftovers left = l->stop();
   while (InetSocket* child = left.connections) {
     left.connections = std::exchange(child->queue_link_.next, nullptr);
     child->abort_on_release_.store(true, std::memory_order_relaxed);

@@ -9,11 +9,15 @@
 // (InetSocket::admit) and then publishes the accepted socket (InetSocket::accepted_from); the
 // listening socket pops connections, takes parked clients back while there is room, and stops.
 // Sockets sit on the queue through their QueueLink, which only this class touches.
+//
+// The queue also holds the port of every socket accepted from it (their Bindings, ports.hpp)
+// while it listens, and moves them into the port's slot when it stops.
 #pragma once
 
 #include <atomic>
 
 #include "objects/inet/address.hpp"
+#include "objects/inet/ports.hpp"
 #include "uepoll/result.hpp"
 #include "uepoll/sync.hpp"
 
@@ -39,7 +43,8 @@ struct QueueLink {
 
 class Listener {
  public:
-  Listener(InetSocket* owner, int backlog) noexcept : owner_(owner), backlog_(backlog) {}
+  Listener(InetSocket* owner, int family, int backlog) noexcept
+      : owner_(owner), backlog_(backlog), family_(family) {}
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
@@ -52,8 +57,10 @@ class Listener {
 
   // --- the connecting side ---
 
-  /// The listening socket's family; 0 once it stopped.
-  int family() noexcept;
+  /// The listening socket's family.
+  int family() const noexcept { return family_; }
+  /// Whether the queue stopped: every later offer is refused (a hint without the lock).
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
   /// Connects `client` (kSynSent) through `child`, the accepted socket, and `conn`, or parks the
   /// client while the queue is full. The caller holds references on the client and the queue.
   Handshake offer(InetSocket& client, InetSocket& child, InetConn* conn,
@@ -77,10 +84,18 @@ class Listener {
     InetSocket* connections = nullptr;
     InetSocket* parked = nullptr;
   };
-  /// Stops listening (every later offer is refused) and hands over what was queued.
+  /// Stops listening (every later offer is refused), moves the ports its accepted sockets hold
+  /// into the slot and hands over what was queued.
   Leftovers stop() noexcept;
 
+  // --- the accepted sockets ---
+
+  /// The port binding of an accepted socket leaves the queue (or the slot, where stop() moved
+  /// it); drops the binding's reference on the queue.
+  void release_port(Binding& b) noexcept;
+
  private:
+  void hold_port(Binding& b) noexcept UEPOLL_REQUIRES(lock_);
   void append(InetSocket*& head, InetSocket*& tail, InetSocket* s) noexcept UEPOLL_REQUIRES(lock_);
   static InetSocket* take_front(InetSocket*& head, InetSocket*& tail) noexcept;
 
@@ -91,7 +106,10 @@ class Listener {
   InetSocket* tail_ UEPOLL_GUARDED_BY(lock_) = nullptr;
   InetSocket* parked_head_ UEPOLL_GUARDED_BY(lock_) = nullptr;  // clients waiting for room
   InetSocket* parked_tail_ UEPOLL_GUARDED_BY(lock_) = nullptr;
-  std::atomic<int> count_{0};  // queued connections: written under lock_, read by poll
+  Binding* accepted_ UEPOLL_GUARDED_BY(lock_) = nullptr;  // the ports it holds (Binding::held)
+  const int family_;
+  std::atomic<bool> stopped_{false};  // written under lock_
+  std::atomic<int> count_{0};         // queued connections: written under lock_, read by poll
   std::atomic<int> refs_{1};
 };
 

@@ -1,10 +1,20 @@
 // The port table of the in-process AF_INET/AF_INET6 sockets: one slot per port, each with its
 // listening and its other bindings, and Linux's rules for who may share a port.
+//
+// connect() reads a slot without its lock: each slot publishes an immutable copy of its listening
+// bindings (ListeningSet), replaced under the lock whenever they change and freed after an RCU
+// grace period. An accepted socket holds its port (as on Linux) on its listener's queue rather
+// than in the slot, while the listening binding covers it: every bind that would conflict with
+// it conflicts with its listener first, so the slot need not see it, and the port's lock stays
+// off the accept and close path. The queue moves its sockets into the slot when it stops.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <utility>
 
 #include "objects/inet/address.hpp"
 #include "objects/socket_common.hpp"
@@ -18,7 +28,7 @@ class InetSocket;
 class Listener;
 
 struct Binding {
-  // --- guarded by the slot's lock ---
+  // --- guarded by the slot's lock (prev and next: by the holder's while `held`) ---
   Binding* prev = nullptr;
   Binding* next = nullptr;
   IpAddr addr{};
@@ -26,6 +36,8 @@ struct Binding {
   bool reuseaddr = false;
   bool reuseport = false;
   Listener* listener = nullptr;  // while listening
+  // --- guarded by `holder`'s lock ---
+  bool held = false;  // on the holder's list of accepted sockets, not in the slot
   // --- fixed while in the table ---
   InetSocket* owner = nullptr;
   std::uint16_t port = 0;
@@ -36,15 +48,55 @@ struct Binding {
   std::uint16_t rport = 0;
   // --- the owner's ---
   bool in_table = false;
+  Listener* holder = nullptr;  // an accepted socket: the queue it was accepted from (a reference)
+};
+
+/// A slot's listening bindings as connect() reads them, in the list's order. Immutable once
+/// published; each entry holds a reference on its Listener until the set is freed.
+class ListeningSet {
+ public:
+  struct Entry {
+    IpAddr addr;
+    int family;
+    bool v6only;
+    bool reuseport;
+    Listener* listener;
+  };
+
+  /// Room for `n` entries in `*out` (null for none); false when out of memory.
+  static bool allocate(std::uint32_t n, ListeningSet** out) noexcept;
+  /// Frees a set never published.
+  static void discard(ListeningSet* set) noexcept;
+  /// Frees a published set once no reader can hold it (after a grace period).
+  static void retire(ListeningSet* set) noexcept;
+
+  const Entry* begin() const noexcept { return reinterpret_cast<const Entry*>(this + 1); }
+  const Entry* end() const noexcept { return begin() + size_; }
+  /// Copies `list` in (it must have exactly the room allocated), with a reference on each queue.
+  void fill(const Binding* list) noexcept;
+
+ private:
+  explicit ListeningSet(std::uint32_t n) noexcept : size_(n) {}
+  Entry* entries() noexcept { return reinterpret_cast<Entry*>(this + 1); }
+  static void free_now(void* set) noexcept;
+
+  alignas(Entry) std::uint32_t size_;
 };
 
 struct PortSlot {
   SpinLock lock;
   Binding* listeners UEPOLL_GUARDED_BY(lock) = nullptr;
   Binding* bound UEPOLL_GUARDED_BY(lock) = nullptr;
+  std::atomic<std::uint32_t> listening_count{0};      // written under lock
+  std::atomic<ListeningSet*> listening_set{nullptr};  // written under lock, read under RCU
 };
 
-extern PortSlot g_ports[65536];  // one per port (socket.cpp)
+extern PortSlot g_ports[65536];  // one per port (ports.cpp)
+
+/// The listener connect() reaches at `dst` from `src` (Linux's two-stage lookup: an exact
+/// address, then a wildcard; a SO_REUSEPORT group spreads by a hash of the client's end), with
+/// a reference; null when none listens. Takes no lock.
+Listener* find_listener(const Endpoint& dst, const Endpoint& src) noexcept;
 
 inline void list_add(Binding*& head, Binding* b) noexcept {
   b->prev = nullptr;
@@ -150,6 +202,47 @@ std::uint16_t scan_ephemeral(int first_parity, Try&& try_port) noexcept {
     }
   }
   return 0;
+}
+
+/// Runs `edit` on `slot` under its lock; when it returns true (it changed the listening list by
+/// `delta` entries) the new list is published to connect() in the same critical section.
+/// Returns what `edit` returned, or ENOMEM with nothing changed when a longer list cannot be
+/// copied. A shorter list without memory for its copy leaves the old copy published: its extra
+/// entries are queues that have stopped (a listener stops before it leaves the list), which
+/// find_listener skips, and the next change replaces it.
+template <class Edit>
+Result<bool> edit_listening(PortSlot& slot, int delta, Edit&& edit) noexcept {
+  for (;;) {
+    const std::uint32_t before = slot.listening_count.load(std::memory_order_relaxed);
+    ListeningSet* fresh = nullptr;
+    const bool copied = ListeningSet::allocate(before + delta, &fresh);
+    if (!copied && delta > 0) {
+      return Error{ENOMEM};
+    }
+    ListeningSet* old = nullptr;
+    bool raced = false;
+    bool changed = false;
+    {
+      SpinGuard guard(slot.lock);
+      raced = slot.listening_count.load(std::memory_order_relaxed) != before;
+      changed = !raced && edit();
+      if (changed) {
+        slot.listening_count.store(before + delta, std::memory_order_relaxed);
+        if (copied) {
+          if (fresh != nullptr) {
+            fresh->fill(slot.listeners);
+          }
+          old =
+              slot.listening_set.exchange(std::exchange(fresh, nullptr), std::memory_order_acq_rel);
+        }
+      }
+    }
+    ListeningSet::discard(fresh);
+    ListeningSet::retire(old);
+    if (!raced) {  // else another change came first: size the copy again
+      return changed;
+    }
+  }
 }
 
 }  // namespace uepoll::inet

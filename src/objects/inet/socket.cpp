@@ -9,8 +9,6 @@
 
 namespace uepoll::inet {
 
-PortSlot g_ports[65536];
-
 PollMask InetSocket::poll(PollTable* table) noexcept {
   poll_wait(table, queue_);
   int s;
@@ -118,18 +116,29 @@ void InetSocket::fill_binding(const IpAddr& addr) noexcept {
 }
 
 // Puts bind_ (filled) in `port`'s slot unless it conflicts; port 0 scans the ephemeral range.
+// A listening binding is published to connect() with it (edit_listening); ENOMEM then.
 Result<void> InetSocket::insert_binding(std::uint16_t port, bool listening) noexcept {
+  int error = 0;
   auto try_port = [&](std::uint16_t p) noexcept {
     PortSlot& slot = g_ports[p];
-    SpinGuard guard(slot.lock);
-    bind_.listening = listening;
-    if (conflicts_in_slot(slot, bind_)) {
-      bind_.listening = false;
-      return false;
+    auto insert = [&]() noexcept {
+      slot.lock.assert_held();
+      bind_.listening = listening;
+      if (conflicts_in_slot(slot, bind_)) {
+        bind_.listening = false;
+        return false;
+      }
+      bind_.port = p;
+      list_add(listening ? slot.listeners : slot.bound, &bind_);
+      return true;
+    };
+    if (!listening) {
+      SpinGuard guard(slot.lock);
+      return insert();
     }
-    bind_.port = p;
-    list_add(listening ? slot.listeners : slot.bound, &bind_);
-    return true;
+    Result<bool> inserted = edit_listening(slot, 1, insert);
+    error = inserted ? 0 : inserted.error();
+    return !inserted || *inserted;  // out of memory ends the scan
   };
   if (port != 0) {
     if (!try_port(port)) {
@@ -137,6 +146,9 @@ Result<void> InetSocket::insert_binding(std::uint16_t port, bool listening) noex
     }
   } else if (scan_ephemeral(1, try_port) == 0) {
     return Error{EADDRINUSE};
+  }
+  if (error != 0) {
+    return Error{error};
   }
   bind_.in_table = true;
   return {};
@@ -146,12 +158,23 @@ void InetSocket::remove_binding() noexcept {
   if (!bind_.in_table) {
     return;
   }
+  if (bind_.holder != nullptr) {
+    bind_.holder->release_port(bind_);  // an accepted socket
+    return;
+  }
   PortSlot& slot = g_ports[bind_.port];
-  {
-    SpinGuard guard(slot.lock);
+  auto remove = [&]() noexcept {
+    slot.lock.assert_held();
     list_del(bind_.listening ? slot.listeners : slot.bound, &bind_);
     bind_.listening = false;
     bind_.listener = nullptr;
+    return true;
+  };
+  if (bind_.listening) {
+    (void)edit_listening(slot, -1, remove);  // never fails (ports.hpp)
+  } else {
+    SpinGuard guard(slot.lock);
+    remove();
   }
   bind_.in_table = false;
 }
@@ -385,7 +408,7 @@ bool inet_listener_at(const sockaddr* addr, socklen_t len) noexcept {
   if (!loopback) {
     return false;
   }
-  Listener* l = InetSocket::lookup_listener(dst, Endpoint{});
+  Listener* l = find_listener(dst, Endpoint{});
   if (l == nullptr) {
     return false;
   }

@@ -5,13 +5,14 @@
 // Address space. The local addresses are 127.0.0.0/8, ::1 and the wildcards; anything else is
 // EADDRNOTAVAIL for bind and ENETUNREACH for connect. Ports live in a fixed table of 65536
 // slots, each with its own lock and two lists: listening bindings and all other bindings (bound
-// sockets, accepted sockets, which hold their listener's port as on Linux, and connect()'s
-// automatic bindings, which share a port as long as their 4-tuples differ). bind() and listen()
-// apply Linux's conflict rules (overlapping addresses conflict unless both sockets set
-// SO_REUSEADDR and the existing one is not listening, or both set SO_REUSEPORT); port 0 picks an
-// ephemeral port from net.ipv4.ip_local_port_range (odd ports first for bind, even first for
-// connect, like Linux). There is no global lock: connect() locks only the destination port's
-// slot to find the listener, and its own automatic port's slot.
+// sockets, connect()'s automatic bindings, which share a port as long as their 4-tuples differ,
+// and accepted sockets whose listener stopped: they hold its port as on Linux, on the
+// listener's queue until then). bind() and listen() apply Linux's conflict rules (overlapping
+// addresses conflict unless both sockets set SO_REUSEADDR and the existing one is not
+// listening, or both set SO_REUSEPORT); port 0 picks an ephemeral port from
+// net.ipv4.ip_local_port_range (odd ports first for bind, even first for connect, like Linux).
+// There is no global lock: connect() finds the listener without a lock (ports.hpp) and locks
+// only its own automatic port's slot.
 //
 // Connections. connect() finds the best listener (an exact address beats a wildcard; AF_INET
 // beats AF_INET6 for IPv4; a SO_REUSEPORT group is chosen from by a hash of the client's address
@@ -180,8 +181,8 @@ class InetSocket final : public stream::Socket {
   /// kCancelled once the client left kSynSent.
   Handshake admit(Listener* l, InetConn* conn, const Endpoint& dst) noexcept;
   /// An accepted socket being queued: it inherits `listener`'s options (and the connection's
-  /// limits follow them), holds its port (as on Linux, for bind conflicts) and owns its end of
-  /// `conn`.
+  /// limits follow them) and owns its end of `conn`; the queue then holds its port (as on
+  /// Linux, for bind conflicts: Listener::hold_port).
   void accepted_from(const InetSocket& listener, InetConn* conn) noexcept;
   /// A connection was queued: one blocked accept() and the pollers wake.
   void wake_acceptors() noexcept;
@@ -213,10 +214,8 @@ class InetSocket final : public stream::Socket {
   void remove_binding() noexcept;
   Result<void> autobind_for_connect(const Endpoint& dst, Endpoint* local) noexcept;
 
-  static Listener* lookup_listener(const Endpoint& dst, const Endpoint& src) noexcept;
   static void tune(InetConn& c) noexcept UEPOLL_REQUIRES(c.lock);
   void retune() noexcept;
-  friend bool uepoll::inet_listener_at(const sockaddr* addr, socklen_t len) noexcept;
   void prepare_accepted(const Endpoint& local, const Endpoint& remote) noexcept;
   static Handshake establish(InetSocket* client, Listener* l, const Endpoint& dst) noexcept;
   void promote_pending(Listener* l) noexcept;
