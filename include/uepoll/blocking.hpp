@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "uepoll/result.hpp"
@@ -74,6 +75,34 @@ class Kickable {
   std::atomic<Kickable*> kick_next_{nullptr};  // on a batch: the next one, or the tail mark
 };
 
+namespace detail {
+/// How long a sleeper spins on its parker's state before it blocks in the kernel: a waker on
+/// another core that arrives within the spin costs neither side a system call. The window
+/// follows how soon wake-ups come, as Linux's guest halt-polling does: a wake-up that came soon
+/// after the sleeper blocked doubles it, a long sleep, a timeout or a signal halves it. It
+/// never exceeds about what a futex sleep and its wake-up cost on a virtual machine (two system
+/// calls and a reschedule, 10 - 15 us here), so a spin in vain at most doubles a sleep's cost.
+/// Unlike an idle CPU's halt-polling, a spinning thread may hold a CPU that other threads (its
+/// waker, perhaps) are waiting for: past the shortest window the spin yields the CPU every few
+/// microseconds (Parker::spin). Owner-only state of a Parker.
+class SpinWindow {
+ public:
+  static constexpr long kMinNanos = 1'000;
+  static constexpr long kMaxNanos = 16'000;
+
+  long nanos() const noexcept { return nanos_; }
+  /// The spin missed the wake-up: the sleeper blocked for `blocked_nanos` and was `woken` (else
+  /// it timed out or a signal ended the sleep).
+  void missed(bool woken, long blocked_nanos) noexcept {
+    nanos_ = woken && blocked_nanos <= kMaxNanos ? std::min(nanos_ * 2, kMaxNanos)
+                                                 : std::max(nanos_ / 2, kMinNanos);
+  }
+
+ private:
+  long nanos_ = kMinNanos;
+};
+}  // namespace detail
+
 /// A thread's wake-up channel.
 ///
 /// Lifetime: never freed. When its thread exits, a parker goes back to a pool and a later
@@ -99,13 +128,18 @@ class Parker final : public Kickable {
   enum State : int { kRunning, kNotified, kParked };
   enum Mode : int { kFutex, kDoorbell, kNap };
   void kick() noexcept override;  // wakes a parked owner the way it sleeps
+  /// Spins until notified (true), `window` ns after `start` or the deadline.
+  bool spin(long start, long window, const timespec* deadline) noexcept;
+  /// Sleeps in the kernel (the state left for park() to reset).
+  Result<void> block(const SleepSpec& spec) noexcept;
   Result<void> sleep_futex(const SleepSpec& spec) noexcept;
   Result<void> sleep_doorbell(const SleepSpec& spec) noexcept;
 
   std::atomic<int> state_{kRunning};
   std::atomic<int> mode_{kFutex};  // how the owner sleeps while kParked (read by kick())
   int doorbell_ = -1;              // eventfd, created on the first sleep that needs it
-  Parker* next_free_ = nullptr;    // in the pool, while no thread owns it
+  detail::SpinWindow spin_window_;
+  Parker* next_free_ = nullptr;  // in the pool, while no thread owns it
 };
 
 /// The calling thread's parker for one blocking call: the thread's own (taken from the pool on

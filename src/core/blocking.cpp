@@ -6,6 +6,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -21,9 +23,10 @@ namespace uepoll {
 namespace {
 
 constexpr long kNanosPerSecond = 1'000'000'000;
-// A sleeper checks its state this many times (a pause each, about a microsecond in all) before
-// it blocks in the kernel: a waker on another core often arrives within that time.
-constexpr int kSpinChecks = 64;
+// The state is read this many times (a pause each) between two reads of the clock.
+constexpr int kChecksPerClockRead = 16;
+// A spin longer than the shortest window offers its CPU to other runnable threads this often.
+constexpr long kYieldEveryNanos = 4'000;
 // Without a parker (no memory for one), a sleep naps at most this long between checks.
 constexpr long kNapNanos = 1'000'000;
 
@@ -54,6 +57,8 @@ timespec time_left(const timespec& deadline) noexcept {
 }
 
 namespace {
+
+long nanos_of(const timespec& t) noexcept { return t.tv_sec * kNanosPerSecond + t.tv_nsec; }
 
 bool passed(const timespec& deadline) noexcept {
   timespec left = time_left(deadline);
@@ -283,15 +288,55 @@ WakeBatch::~WakeBatch() {
 // ---------------------------------------------------------------------------------------------
 // Sleeping
 
+bool Parker::spin(long start, long window, const timespec* deadline) noexcept {
+  long end = start + window;
+  if (deadline != nullptr) {
+    end = std::min(end, nanos_of(*deadline));
+  }
+  long next_yield = start + detail::SpinWindow::kMinNanos;
+  for (;;) {
+    for (int i = 0; i < kChecksPerClockRead; ++i) {
+      if (state_.load(std::memory_order_acquire) == kNotified) {
+        state_.store(kRunning, std::memory_order_relaxed);
+        return true;
+      }
+      __builtin_ia32_pause();
+    }
+    const long now = nanos_of(now_monotonic());
+    if (now >= end) {
+      return false;
+    }
+    if (now >= next_yield) {
+      // A thread that wants this CPU (perhaps the waker itself) gets it; nobody else, the
+      // call returns at once.
+      sched_yield();
+      next_yield = now + kYieldEveryNanos;
+    }
+  }
+}
+
 Result<void> Parker::park(const SleepSpec& spec) noexcept {
   detail::lockdep_assert_may_block("sleep under a spinlock");
-  for (int i = 0; i < kSpinChecks; ++i) {
-    if (state_.load(std::memory_order_acquire) == kNotified) {
-      state_.store(kRunning, std::memory_order_relaxed);
-      return {};
-    }
-    __builtin_ia32_pause();
+  // The spin sees neither kernel descriptors nor what a signal mask would let in: a sleep that
+  // waits for those spins the shortest window and leaves the window alone.
+  const bool adaptive = spec.sigmask == nullptr && spec.kernel_fd_count == 0;
+  const long start = nanos_of(now_monotonic());
+  const long window = adaptive ? spin_window_.nanos() : detail::SpinWindow::kMinNanos;
+  if (spin(start, window, spec.deadline)) {
+    return {};
   }
+  Result<void> slept = block(spec);
+  const bool notified = state_.exchange(kRunning, std::memory_order_acquire) == kNotified;
+  if (adaptive) {
+    spin_window_.missed(notified && slept, nanos_of(now_monotonic()) - start - window);
+  }
+  if (notified && !slept && slept.error() == ETIMEDOUT) {
+    return {};  // woken just before the deadline: the caller harvests, then times out
+  }
+  return slept;
+}
+
+Result<void> Parker::block(const SleepSpec& spec) noexcept {
   Mode mode = kFutex;
   if (spec.sigmask != nullptr || spec.kernel_fd_count > 0) {
     if (doorbell_ < 0) {
@@ -303,17 +348,9 @@ Result<void> Parker::park(const SleepSpec& spec) noexcept {
   mode_.store(mode, std::memory_order_seq_cst);
   int expected = kRunning;
   if (!state_.compare_exchange_strong(expected, kParked, std::memory_order_seq_cst)) {
-    state_.store(kRunning, std::memory_order_relaxed);  // notified meanwhile
-    return {};
+    return {};  // notified meanwhile (park() sets the state back to running)
   }
-  Result<void> slept = mode == kFutex      ? sleep_futex(spec)
-                       : mode == kDoorbell ? sleep_doorbell(spec)
-                                           : nap(spec);
-  const bool notified = state_.exchange(kRunning, std::memory_order_acquire) == kNotified;
-  if (notified && !slept && slept.error() == ETIMEDOUT) {
-    return {};  // woken just before the deadline: the caller harvests, then times out
-  }
-  return slept;
+  return mode == kFutex ? sleep_futex(spec) : mode == kDoorbell ? sleep_doorbell(spec) : nap(spec);
 }
 
 Result<void> Parker::sleep_futex(const SleepSpec& spec) noexcept {

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -148,6 +149,44 @@ TEST(Blocking, BlockOnWithAZeroTimeoutNeverSleeps) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), EAGAIN);
   EXPECT_EQ(attempts, 1);
+}
+
+}  // namespace
+
+namespace {
+
+using uepoll::detail::SpinWindow;
+
+// The sleeper's spin window (blocking.hpp), rule by rule: it grows while wake-ups come soon
+// after the sleeper blocked, and shrinks when they do not come, or come late.
+TEST(SpinWindow, GrowsToItsCapWhileWakeUpsComeSoonAfterBlocking) {
+  SpinWindow w;
+  EXPECT_EQ(w.nanos(), SpinWindow::kMinNanos);
+  long expected = SpinWindow::kMinNanos;
+  for (int i = 0; i < 10; ++i) {
+    w.missed(/*woken=*/true, /*blocked_nanos=*/SpinWindow::kMaxNanos);
+    expected = std::min(expected * 2, SpinWindow::kMaxNanos);
+    EXPECT_EQ(w.nanos(), expected);
+  }
+  EXPECT_EQ(w.nanos(), SpinWindow::kMaxNanos);
+}
+
+TEST(SpinWindow, ShrinksToItsFloorAfterLongSleepsTimeoutsAndSignals) {
+  for (const bool woken : {true, false}) {
+    SpinWindow w;
+    for (int i = 0; i < 10; ++i) {
+      w.missed(true, 0);
+    }
+    ASSERT_EQ(w.nanos(), SpinWindow::kMaxNanos);
+    // Woken late (a spin of any length would have missed it), or not woken at all.
+    const long blocked = woken ? SpinWindow::kMaxNanos + 1 : 0;
+    w.missed(woken, blocked);
+    EXPECT_EQ(w.nanos(), SpinWindow::kMaxNanos / 2);
+    for (int i = 0; i < 10; ++i) {
+      w.missed(woken, blocked);
+    }
+    EXPECT_EQ(w.nanos(), SpinWindow::kMinNanos);
+  }
 }
 
 }  // namespace
