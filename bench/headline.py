@@ -209,7 +209,12 @@ def main():
                 churn_runs.append(json.load(f))
     result["churn"] = merge_churn(churn_runs, churn_seconds, churn_reps)
 
-    # 5. Aggregate. Every CPU figure is the whole process's (server, client and any helper
+    # 5. The wake-up ping-pong (two threads, each asleep in epoll_wait -1 on its own instance,
+    # waking each other through eventfds): what a wake-up costs, kernel and uepoll in one run.
+    log("wake-up ping-pong: micro_bench BM_WakePingPong, kernel and uepoll")
+    result["ping_pong"] = ping_pong(args.build, tmp)
+
+    # 6. Aggregate. Every CPU figure is the whole process's (server, client and any helper
     # thread: RUSAGE_SELF), so CPU ratios count every thread.
     rows = []
     for w in worker_counts:
@@ -266,6 +271,29 @@ def main():
     png = plot(result, args.out, tmp)
     log(f"\nwrote {json_path}" + (f" and {png}" if png else " (gnuplot missing: no plot)"))
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ping_pong(build, tmp):
+    """Round-trip medians (ns) of BM_WakePingPong per side, or None without micro_bench."""
+    bench = os.path.join(build, "bench/micro/micro_bench")
+    if not os.access(bench, os.X_OK):
+        log(f"  no {bench}: the ping-pong row is left out")
+        return None
+    path = os.path.join(tmp, "ping-pong.json")
+    subprocess.run([bench, "--benchmark_filter=BM_WakePingPong/(kernel|uepoll)/",
+                    "--benchmark_repetitions=3", "--benchmark_min_time=0.3",
+                    "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}",
+                    "--benchmark_out_format=json"], check=True, timeout=300,
+                   stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        runs = json.load(f)["benchmarks"]
+    out = {}
+    for run in runs:
+        if run.get("aggregate_name") == "median":
+            side = run["run_name"].split("/")[1]
+            out[side] = {"round_trip_ns": run["real_time"], "p50_us": run.get("p50_us"),
+                         "p99_us": run.get("p99_us")}
+    return out
 
 
 def machine():
@@ -392,6 +420,13 @@ def print_table(r, worker_counts):
         fl = [fmt(ratio(stat("floor", t, "ops_per_process_cpu_s"),
                         stat(b, t, "ops_per_process_cpu_s")), ".1f", 18) for b in floors]
         print(f"{t:>4d} " + " ".join(cells) + " " + " ".join(rs) + " " + " ".join(fl))
+    pp = r.get("ping_pong")
+    if pp and "kernel" in pp and "uepoll" in pp:
+        k, u = pp["kernel"]["round_trip_ns"], pp["uepoll"]["round_trip_ns"]
+        print("\n=== Wake-up ping-pong: a round trip of two wake-ups between threads asleep in "
+              "epoll_wait(-1), median of 3 (us)")
+        print(f"{'kernel':>8s} {'uepoll':>8s} {'kernel/uepoll':>14s}")
+        print(f"{k / 1e3:>8.1f} {u / 1e3:>8.1f} {ratio(k, u):>14.1f}")
     print(f"\n(elapsed {r['elapsed_s']:.0f} s)")
 
 

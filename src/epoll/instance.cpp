@@ -190,17 +190,21 @@ void epoll_release_file(File& file) noexcept {
     if (w->instance->legacy() && !legacy) {
       legacy.emplace();
     }
-    Instance::release_watch(w);
+    if (Instance::release_watch(w)) {
+      return;  // the last one: nothing can add another, the file being unreachable
+    }
   }
 }
 
-void Instance::release_watch(Watch* w) noexcept {
+bool Instance::release_watch(Watch* w) noexcept {
   Instance* ep = w->instance;
+  bool last;
   {
     MutexLock lock(ep->ctl_mutex_);
-    ep->remove(w);
+    last = ep->remove(w);
   }
   ep->put_instance();  // after unlocking: the mutex lives inside the instance
+  return last;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,9 +475,10 @@ void Instance::unhook(Watch* w) noexcept {
   w->hook.next_hook = nullptr;
 }
 
-void Instance::remove(Watch* w) noexcept {
+bool Instance::remove(Watch* w) noexcept {
   unhook(w);  // no callback runs on w after this
   unlink_mirror(w);
+  bool last;
   {
     // Singly linked (a file rarely has more than a few watchers, and it keeps a Watch within
     // 128 bytes): find the link that points at w. w->file_next stays intact, so an RCU walker
@@ -484,6 +489,7 @@ void Instance::remove(Watch* w) noexcept {
       link = &link->load(std::memory_order_relaxed)->file_next;
     }
     link->store(w->file_next.load(std::memory_order_relaxed), std::memory_order_release);
+    last = FileAccess::watchers(*w->file).load(std::memory_order_relaxed) == nullptr;
   }
   hash_erase(w);
   {
@@ -499,6 +505,7 @@ void Instance::remove(Watch* w) noexcept {
         count_down(Counter::kWatches);
       },
       w);
+  return last;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "core/file_access.hpp"
 #include "epoll/epoll.hpp"
 #include "epoll/kernel_side.hpp"
+#include "sync/block_cache.hpp"
 #include "sync/rcu.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/file.hpp"
@@ -60,7 +61,7 @@ struct WatchHook : WaitEntry {
 /// instance's release, the file's release), which all hold the instance's ctl_mutex_; freed
 /// after an RCU grace period because the nesting checks walk watcher lists without locks. A Watch
 /// holds a reference on its instance (not on its file).
-struct Watch : ReadyNode {
+struct Watch : ReadyNode, BlockCached {
   // --- immutable after ADD ---
   File* file = nullptr;
   Instance* instance = nullptr;
@@ -121,8 +122,9 @@ class Instance final : public File {
   /// hand_over_watches (epoll.hpp).
   static void hand_over_watches(File& file, KernelStandIn& stand_in) noexcept;
 
-  /// Removal path C for one item: the watched file's last reference went.
-  static void release_watch(Watch* w) noexcept;
+  /// Removal path C for one item: the watched file's last reference went. Returns whether the
+  /// file has no watchers left.
+  static bool release_watch(Watch* w) noexcept;
   /// LockMode::kLegacy: the close paths take the global mutex.
   bool legacy() const noexcept { return legacy_; }
 
@@ -197,8 +199,9 @@ class Instance final : public File {
       UEPOLL_REQUIRES(ctl_mutex_);
   void modify(Watch* w, const epoll_event& event) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   /// Unhooks, detaches from the file and the instance, and retires `w`. The caller drops the
-  /// instance reference `w` held, after unlocking ctl_mutex_.
-  void remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// instance reference `w` held, after unlocking ctl_mutex_. Returns whether `w` was its
+  /// file's last watcher (seen under the file's lock).
+  bool remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   static void unhook(Watch* w) noexcept;
   void queue_if_ready(Watch* w, PollMask revents) noexcept UEPOLL_EXCLUDES(ready_lock_);
 

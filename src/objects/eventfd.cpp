@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include "sync/block_cache.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = ~std::uint64_t{0} - 1;  // 2^64-2
 
-class EventFd final : public File {
+class EventFd final : public File, public detail::BlockCached {
  public:
   EventFd(std::uint64_t count, int flags) noexcept
       : File(O_RDWR, flags & EFD_NONBLOCK),

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "objects/stream.hpp"
+#include "sync/block_cache.hpp"
 #include "sync/fault_injection.hpp"
 #include "sync/sys.hpp"
 #include "uepoll/blocking.hpp"
@@ -49,7 +50,7 @@ struct PipeState {
   bool full() const UEPOLL_REQUIRES(lock) { return head - tail >= kSlots; }
 };
 
-class PipeEnd final : public File {
+class PipeEnd final : public File, public detail::BlockCached {
  public:
   PipeEnd(PipeState* state, int access_mode, int flags) noexcept
       : File(access_mode, flags), state_(state) {}

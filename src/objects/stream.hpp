@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "objects/socket_common.hpp"
+#include "sync/block_cache.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/file.hpp"
 #include "uepoll/result.hpp"
@@ -180,7 +181,7 @@ struct Side {
 };
 
 /// Both directions of one connection; freed by the last of its two sockets.
-struct Conn {
+struct Conn : detail::BlockCached {
   explicit Conn(const Rules& family_rules) noexcept : rules(family_rules) {}
   const Rules& rules;
   SpinLock lock;

@@ -43,6 +43,7 @@
 #include <optional>
 
 #include "objects/stream.hpp"
+#include "sync/block_cache.hpp"
 #include "sync/fault_injection.hpp"
 #include "uepoll/blocking.hpp"
 #include "uepoll/objects.hpp"
@@ -59,7 +60,7 @@ using UnixPair = Conn;
 
 std::atomic<unsigned> g_autobind_counter{0};
 
-class UnixStream final : public Socket {
+class UnixStream final : public Socket, public detail::BlockCached {
  public:
   UnixStream(UnixPair* pair, int me, int flags) noexcept : Socket(flags), pair_(pair), me_(me) {
     opts_.sndbuf.store(wmem_default(), std::memory_order_relaxed);
