@@ -290,7 +290,8 @@ WakeBatch::~WakeBatch() {
 
 bool Parker::spin(long start, long window, const timespec* deadline) noexcept {
   long end = start + window;
-  if (deadline != nullptr) {
+  // A deadline over a second away cannot cut the window short (nor need it fit in a long).
+  if (deadline != nullptr && deadline->tv_sec <= start / kNanosPerSecond + 1) {
     end = std::min(end, nanos_of(*deadline));
   }
   long next_yield = start + detail::SpinWindow::kMinNanos;
@@ -302,7 +303,11 @@ bool Parker::spin(long start, long window, const timespec* deadline) noexcept {
       }
       __builtin_ia32_pause();
     }
-    const long now = nanos_of(now_monotonic());
+    timespec clock{};
+    if (clock_gettime(CLOCK_MONOTONIC, &clock) != 0) {
+      return false;  // no clock to bound the spin with: block at once
+    }
+    const long now = nanos_of(clock);
     if (now >= end) {
       return false;
     }

@@ -180,7 +180,8 @@ struct Side {
   Limit limit;             // how much `rx` may hold
 };
 
-/// Both directions of one connection; freed by the last of its two sockets.
+/// Both directions of one connection; freed by the last of its two sockets, as its most
+/// derived type (no virtual destructor: the block cache's sized delete needs the real size).
 struct Conn : detail::BlockCached {
   explicit Conn(const Rules& family_rules) noexcept : rules(family_rules) {}
   const Rules& rules;

@@ -8,7 +8,8 @@
 // All of a cached block but its link: LeakSanitizer does not follow pointers kept in poisoned
 // memory, and would report every cached block as lost.
 #include <sanitizer/asan_interface.h>
-#define UEPOLL_POISON(p, n) ASAN_POISON_MEMORY_REGION(static_cast<Block*>(p) + 1, (n) - sizeof(Block))
+#define UEPOLL_POISON(p, n) \
+  ASAN_POISON_MEMORY_REGION(static_cast<Block*>(p) + 1, (n) - sizeof(Block))
 #define UEPOLL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
 #define UEPOLL_POISON(p, n) ((void)(p), (void)(n))

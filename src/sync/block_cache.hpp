@@ -9,8 +9,8 @@
 // 256 bytes), and allocates from them first; larger sizes go to malloc.
 //
 // Memory held: at most 1024 x 384 bytes per thread, given back when the thread exits.
-// Under AddressSanitizer a cached block is poisoned (but for its first 8 bytes, the cache's
-// link), so a use after free still reports.
+// Under AddressSanitizer a cached block is poisoned but for its first 8 bytes (the cache's link;
+// a File's vtable pointer), so a use after free still reports, unless it is a virtual call.
 #pragma once
 
 #include <cstddef>

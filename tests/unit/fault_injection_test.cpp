@@ -8,12 +8,14 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
 #include <thread>
 #include <utility>
 
+#include "objects/inet/listener.hpp"
 #include "sync/fault_injection.hpp"
 #include "uepoll/process.hpp"
 #include "uepoll/stats.hpp"
@@ -309,6 +311,16 @@ TEST_F(FaultInjection, AListenerClosedWithoutMemoryIsSkippedByConnect) {
   const bool injected = !uepoll::testing::allocation_failure_pending();
   uepoll::testing::fail_nth_allocation(0);
   EXPECT_TRUE(injected) << "closing a listener no longer allocates: this test tests nothing";
+  {
+    // The failure hit the copy: the old one, with the stopped listener, is still published.
+    const uepoll::inet::ListeningSet* set =
+        uepoll::inet::g_ports[port].listening_set.load(std::memory_order_acquire);
+    ASSERT_NE(set, nullptr);
+    ASSERT_EQ(set->end() - set->begin(), 2);
+    EXPECT_EQ(std::count_if(set->begin(), set->end(),
+                            [](const auto& e) { return e.listener->stopped(); }),
+              1);
+  }
   connect_and_accept(wildcard);
   ASSERT_TRUE(p_.close(wildcard));
 }

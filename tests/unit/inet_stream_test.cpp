@@ -240,8 +240,11 @@ TEST(InetStreamUepoll, ListenersComeAndGoWhileClientsConnect) {
     }
   });
   std::atomic<int> churned{0};
-  std::thread churner([&] {  // listeners on 127.0.0.2, same port, each accepting what it got
+  // Listeners on 127.0.0.2, same port; each accepts what it got and closes those sockets after
+  // itself, so that their ports move from its queue to the slot (Listener::stop) first.
+  std::thread churner([&] {
     sockaddr_in a = addr4("127.0.0.2", port);
+    std::vector<int> children;
     while (!stop) {
       int l = uepoll_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
       // A socket reset by the last close still holds the port while a client's call in flight
@@ -255,9 +258,13 @@ TEST(InetStreamUepoll, ListenersComeAndGoWhileClientsConnect) {
       ASSERT_EQ(bound, 0) << "the port stayed held";
       ASSERT_EQ(uepoll_listen(l, 64), 0);
       for (int s; (s = uepoll_accept4(l, nullptr, nullptr, 0)) >= 0;) {
-        uepoll_close(s);
+        children.push_back(s);
       }
       uepoll_close(l);
+      for (int s : children) {
+        uepoll_close(s);
+      }
+      children.clear();
       churned.fetch_add(1);
     }
   });
@@ -298,6 +305,52 @@ TEST(InetStreamUepoll, ListenersComeAndGoWhileClientsConnect) {
   sockaddr_in any = addr4("0.0.0.0", port);
   EXPECT_EQ(uepoll_bind(n, sa(any), sizeof any), 0) << errno;
   uepoll_close(n);
+}
+
+// An accepted socket that disconnects (AF_UNSPEC) keeps the port it was accepted on and may
+// listen there (docs/deviations.md: Linux answers EINVAL, or picks another port): next to its
+// listener only with SO_REUSEPORT on both, alone once the listener is closed. Its binding moves
+// from the listener's queue to the port's slot first (Listener::return_port); afterwards the
+// port's lists must be intact: closing everything frees the port.
+TEST(InetStreamUepoll, AnAcceptedSocketThatDisconnectsMayListenOnItsPort) {
+  for (const bool reuseport : {false, true}) {
+    for (const bool listener_closed : {false, true}) {
+      SCOPED_TRACE(std::string(reuseport ? "SO_REUSEPORT, " : "") +
+                   (listener_closed ? "listener closed" : "listener open"));
+      int l = uepoll_socket(AF_INET, SOCK_STREAM, 0);
+      const int one = reuseport ? 1 : 0;
+      ASSERT_EQ(uepoll_setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+      sockaddr_in a = addr4("127.0.0.1", 0);
+      ASSERT_EQ(uepoll_bind(l, sa(a), sizeof a), 0);
+      ASSERT_EQ(uepoll_listen(l, 4), 0);
+      socklen_t len = sizeof a;
+      ASSERT_EQ(uepoll_getsockname(l, reinterpret_cast<sockaddr*>(&a), &len), 0);
+      int c = uepoll_socket(AF_INET, SOCK_STREAM, 0);
+      ASSERT_EQ(uepoll_connect(c, sa(a), sizeof a), 0);
+      int s = uepoll_accept4(l, nullptr, nullptr, 0);
+      ASSERT_GE(s, 0);
+      if (listener_closed) {
+        uepoll_close(l);
+      }
+      sockaddr unspec{};
+      unspec.sa_family = AF_UNSPEC;
+      ASSERT_EQ(uepoll_connect(s, &unspec, sizeof unspec), 0);
+      const int expected = reuseport || listener_closed ? 0 : EADDRINUSE;
+      EXPECT_EQ(uepoll_listen(s, 4) == 0 ? 0 : errno, expected);
+      int n = uepoll_socket(AF_INET, SOCK_STREAM, 0);  // the port is taken either way
+      EXPECT_EQ(uepoll_bind(n, sa(a), sizeof a), -1);
+      EXPECT_EQ(errno, EADDRINUSE);
+      uepoll_close(n);
+      uepoll_close(s);
+      uepoll_close(c);
+      if (!listener_closed) {
+        uepoll_close(l);
+      }
+      int m = uepoll_socket(AF_INET, SOCK_STREAM, 0);
+      EXPECT_EQ(uepoll_bind(m, sa(a), sizeof a), 0) << "errno " << errno;
+      uepoll_close(m);
+    }
+  }
 }
 
 TEST(InetStreamUepoll, BulkTransferWithBlockingCalls) {

@@ -112,15 +112,16 @@ InetSocket* Listener::unpark_next() noexcept {
 }
 
 // An accepted socket's port stays on the queue while the listening binding decides every
-// conflict it could be part of: the same address and the same SO_REUSEADDR and SO_REUSEPORT
-// bits (a setsockopt on the listener after listen() changes the bits its sockets inherit, not
-// its binding's). Anything else goes to the slot at once.
+// conflict it could be part of. It covers the socket's address, and, listening, it never has
+// SO_REUSEADDR's exemption: what conflicts with the accepted socket conflicts with it, unless
+// their SO_REUSEPORT bits differ (a setsockopt on the listener after listen() changes the bit
+// its sockets inherit, not its binding's). Such a socket goes to the slot at once.
 void Listener::hold_port(Binding& b) noexcept {
   const Binding& mine = owner_->bind_;
   get();
   b.holder = this;
   b.in_table = true;
-  if (b.reuseaddr == mine.reuseaddr && b.reuseport == mine.reuseport) {
+  if (b.reuseport == mine.reuseport) {
     b.held = true;
     list_add(accepted_, &b);
     return;
@@ -146,6 +147,20 @@ void Listener::release_port(Binding& b) noexcept {
   }
   b.holder = nullptr;
   b.in_table = false;
+  put();
+}
+
+void Listener::return_port(Binding& b) noexcept {
+  {
+    SpinGuard guard(lock_);
+    if (std::exchange(b.held, false)) {
+      list_del(accepted_, &b);
+      PortSlot& slot = g_ports[b.port];
+      SpinGuard slot_guard(slot.lock);
+      list_add(slot.bound, &b);
+    }
+  }
+  b.holder = nullptr;
   put();
 }
 
@@ -203,35 +218,17 @@ Result<void> InetSocket::listen(int backlog) noexcept {
   if (l == nullptr) {
     return Error{ENOMEM};
   }
+  Result<void> bound;
   if (!bind_.in_table) {
     fill_binding(family_ == AF_INET ? mapped(0) : IpAddr{});
     bind_.listener = l;
-    if (Result<void> r = insert_binding(0, true); !r) {
-      delete l;
-      return r;
-    }
+    bound = insert_binding(0, true);
   } else {
-    // Linux re-checks the port now that the socket listens: two SO_REUSEADDR sockets may share
-    // a port while neither listens, not once one does.
-    PortSlot& slot = g_ports[bind_.port];
-    Result<bool> moved = edit_listening(slot, 1, [&]() noexcept {
-      slot.lock.assert_held();
-      bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
-      bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
-      bind_.listening = true;
-      if (conflicts_in_slot(slot, bind_)) {
-        bind_.listening = false;
-        return false;
-      }
-      list_del(slot.bound, &bind_);
-      bind_.listener = l;
-      list_add(slot.listeners, &bind_);
-      return true;
-    });
-    if (!moved || !*moved) {
-      delete l;
-      return Error{moved ? EADDRINUSE : moved.error()};
-    }
+    bound = listen_on_bound_port(l);
+  }
+  if (!bound) {
+    delete l;
+    return bound;
   }
   SpinGuard guard(lock_);
   local_.addr = bind_.addr;
@@ -239,6 +236,33 @@ Result<void> InetSocket::listen(int backlog) noexcept {
   listener_ = l;
   mode_ = Mode::kListen;
   return {};
+}
+
+// A bound socket starts listening with `l` (op_mu_ held). Linux re-checks the port now: two
+// SO_REUSEADDR sockets may share a port while neither listens, not once one does.
+Result<void> InetSocket::listen_on_bound_port(Listener* l) noexcept {
+  if (bind_.holder != nullptr) {
+    bind_.holder->return_port(bind_);  // a socket once accepted: its port is the slot's now
+  }
+  PortSlot& slot = g_ports[bind_.port];
+  Result<bool> moved = edit_listening(slot, 1, [&]() noexcept {
+    slot.lock.assert_held();
+    bind_.reuseaddr = opts_.reuseaddr.load(std::memory_order_relaxed) != 0;
+    bind_.reuseport = opts_.reuseport.load(std::memory_order_relaxed) != 0;
+    bind_.listening = true;
+    if (conflicts_in_slot(slot, bind_)) {
+      bind_.listening = false;
+      return false;
+    }
+    list_del(slot.bound, &bind_);
+    bind_.listener = l;
+    list_add(slot.listeners, &bind_);
+    return true;
+  });
+  if (!moved) {
+    return Error{moved.error()};
+  }
+  return *moved ? Result<void>{} : Result<void>(Error{EADDRINUSE});
 }
 
 void InetSocket::wake_acceptors() noexcept {

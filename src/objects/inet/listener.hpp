@@ -93,6 +93,9 @@ class Listener {
   /// The port binding of an accepted socket leaves the queue (or the slot, where stop() moved
   /// it); drops the binding's reference on the queue.
   void release_port(Binding& b) noexcept;
+  /// An accepted socket's binding becomes the slot's own (before it changes role: listen()
+  /// after a disconnect); drops the binding's reference on the queue.
+  void return_port(Binding& b) noexcept;
 
  private:
   void hold_port(Binding& b) noexcept UEPOLL_REQUIRES(lock_);

@@ -46,9 +46,11 @@ struct Binding {
   bool autobound = false;  // connect()'s automatic binding: shares the port by 4-tuple
   IpAddr raddr{};          // for autobound: the remote end
   std::uint16_t rport = 0;
-  // --- the owner's ---
+  // --- the owner's (under its op_mu_) ---
   bool in_table = false;
-  Listener* holder = nullptr;  // an accepted socket: the queue it was accepted from (a reference)
+  // An accepted socket's: the queue it was accepted from (a reference), set by that queue when
+  // it queues the socket, cleared by release_port or return_port.
+  Listener* holder = nullptr;
 };
 
 /// A slot's listening bindings as connect() reads them, in the list's order. Immutable once

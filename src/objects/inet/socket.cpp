@@ -121,13 +121,19 @@ Result<void> InetSocket::insert_binding(std::uint16_t port, bool listening) noex
   int error = 0;
   auto try_port = [&](std::uint16_t p) noexcept {
     PortSlot& slot = g_ports[p];
-    auto insert = [&]() noexcept {
+    auto conflicts = [&]() noexcept {
       slot.lock.assert_held();
       bind_.listening = listening;
-      if (conflicts_in_slot(slot, bind_)) {
-        bind_.listening = false;
+      const bool taken = conflicts_in_slot(slot, bind_);
+      bind_.listening = false;
+      return taken;
+    };
+    auto insert = [&]() noexcept {
+      slot.lock.assert_held();
+      if (conflicts()) {
         return false;
       }
+      bind_.listening = listening;
       bind_.port = p;
       list_add(listening ? slot.listeners : slot.bound, &bind_);
       return true;
@@ -136,7 +142,13 @@ Result<void> InetSocket::insert_binding(std::uint16_t port, bool listening) noex
       SpinGuard guard(slot.lock);
       return insert();
     }
-    Result<bool> inserted = edit_listening(slot, 1, insert);
+    {
+      SpinGuard guard(slot.lock);
+      if (conflicts()) {
+        return false;  // no copy of the listening list made for a port the scan passes by
+      }
+    }
+    Result<bool> inserted = edit_listening(slot, 1, insert);  // which checks again
     error = inserted ? 0 : inserted.error();
     return !inserted || *inserted;  // out of memory ends the scan
   };
@@ -159,7 +171,7 @@ void InetSocket::remove_binding() noexcept {
     return;
   }
   if (bind_.holder != nullptr) {
-    bind_.holder->release_port(bind_);  // an accepted socket
+    bind_.holder->release_port(bind_);  // an accepted socket (never listening: see listen())
     return;
   }
   PortSlot& slot = g_ports[bind_.port];

@@ -213,6 +213,7 @@ class InetSocket final : public stream::Socket {
   Result<void> insert_binding(std::uint16_t port, bool listening) noexcept;
   void remove_binding() noexcept;
   Result<void> autobind_for_connect(const Endpoint& dst, Endpoint* local) noexcept;
+  Result<void> listen_on_bound_port(Listener* l) noexcept;
 
   static void tune(InetConn& c) noexcept UEPOLL_REQUIRES(c.lock);
   void retune() noexcept;
