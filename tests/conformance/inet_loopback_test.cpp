@@ -117,6 +117,16 @@ class InetLoopback : public testing::TestWithParam<const Api*> {
     int s = track(api().accept(l, nullptr, nullptr));
     return {c, s};
   }
+  // Resets and closes an accepted pair (no TIME_WAIT left on the kernel); then nothing may hold
+  // the port of `a`.
+  void close_and_expect_port_free(int client, int server, const sockaddr_in& a) {
+    linger lg{1, 0};
+    ASSERT_EQ(api().setsockopt(server, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close_fd(server);
+    close_fd(client);
+    int m = sock();
+    EXPECT_EQ(api().bind(m, sa(a), sizeof a), 0);
+  }
   unsigned mask(int fd) {
     pollfd p{fd, 0x7fff, 0};
     int n = api().poll(&p, 1, 0);
@@ -687,12 +697,7 @@ TEST_P(InetLoopback, AnAcceptedSocketHoldsTheListenersPort) {
   EXPECT_EQ(api().bind(r, sa(a), sizeof a), 0);  // allowed: the accepted socket does not listen
   EXPECT_EQ(api().listen(r, 4), 0);
   close_fd(r);
-  linger lg{1, 0};  // no TIME_WAIT left behind on the kernel
-  ASSERT_EQ(api().setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-  close_fd(s);
-  close_fd(c);
-  int m = sock();
-  EXPECT_EQ(api().bind(m, sa(a), sizeof a), 0);
+  close_and_expect_port_free(c, s, a);
 }
 
 // A listener stopped by shutdown() keeps its explicit port as a plain binding, and the sockets
@@ -720,12 +725,7 @@ TEST_P(InetLoopback, AcceptedSocketsHoldThePortAfterTheListenerStops) {
   close_fd(l);
   int n2 = sock();
   EXPECT_EQ(fails(api().bind(n2, sa(a), sizeof a)), EADDRINUSE);  // s still holds it
-  linger lg{1, 0};  // no TIME_WAIT left behind on the kernel
-  ASSERT_EQ(api().setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-  close_fd(s);
-  close_fd(c);
-  int m = sock();
-  EXPECT_EQ(api().bind(m, sa(a), sizeof a), 0);
+  close_and_expect_port_free(c, s, a);
 }
 
 TEST_P(InetLoopback, Ipv6ListenerAcceptsIpv4) {
