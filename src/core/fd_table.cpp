@@ -93,6 +93,14 @@ void FdTable::set_slot(int fd, File* file, bool cloexec) noexcept {
   chunk->files[fd & (kChunkSize - 1)].store(file, std::memory_order_release);
 }
 
+File* FdTable::clear_slot(std::atomic<File*>& s) noexcept {
+  // Every writer holds mu_, so a load and a store do (no read-modify-write); lookups only load,
+  // and one that still finds the file pins it under RCU or fails, as after any close.
+  File* file = s.load(std::memory_order_relaxed);
+  s.store(nullptr, std::memory_order_relaxed);
+  return file;
+}
+
 Result<int> FdTable::install(Ref<File> file, bool cloexec, int min_fd) noexcept {
   if (!chunks_) {
     return Error{ENOMEM};
@@ -138,7 +146,7 @@ Result<void> FdTable::close(int fd) noexcept {
   {
     MutexLock lock(mu_);
     std::atomic<File*>* s = slot(fd);
-    if (s == nullptr || (file = s->exchange(nullptr, std::memory_order_acq_rel)) == nullptr) {
+    if (s == nullptr || (file = clear_slot(*s)) == nullptr) {
       return Error{EBADF};
     }
     next_free_ = std::min(next_free_, fd);
@@ -157,7 +165,7 @@ Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
     if (chunk_for_install(fd) == nullptr) {
       return Error{ENOMEM};
     }
-    replaced = slot(fd)->exchange(nullptr, std::memory_order_acq_rel);
+    replaced = clear_slot(*slot(fd));
     set_slot(fd, file.release(), cloexec);
   }
   if (replaced != nullptr) {
@@ -169,7 +177,7 @@ Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
 Ref<File> FdTable::take(int fd) noexcept {
   MutexLock lock(mu_);
   std::atomic<File*>* s = slot(fd);
-  File* file = s != nullptr ? s->exchange(nullptr, std::memory_order_acq_rel) : nullptr;
+  File* file = s != nullptr ? clear_slot(*s) : nullptr;
   if (file != nullptr) {
     next_free_ = std::min(next_free_, fd);
   }
@@ -189,7 +197,7 @@ Result<int> FdTable::dup_to(int oldfd, int newfd, bool cloexec) noexcept {
       return Error{ENOMEM};
     }
     file->get();
-    replaced = slot(newfd)->exchange(nullptr, std::memory_order_acq_rel);
+    replaced = clear_slot(*slot(newfd));
     set_slot(newfd, file, cloexec);
   }
   if (replaced != nullptr) {

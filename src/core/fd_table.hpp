@@ -102,6 +102,7 @@ class FdTable {
   Chunk* chunk_for_install(int fd) noexcept UEPOLL_REQUIRES(mu_);
   int find_free(int from) noexcept UEPOLL_REQUIRES(mu_);
   void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
+  File* clear_slot(std::atomic<File*>& s) noexcept UEPOLL_REQUIRES(mu_);
 
   const int limit_;
   // Held for a few dozen instructions by every open and close: spinning while its owner runs

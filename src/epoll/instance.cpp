@@ -3,6 +3,7 @@
 // docs/locking.md.
 #include "epoll/instance.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <new>
 #include <optional>
@@ -27,10 +28,16 @@ Watch* not_chained() noexcept { return reinterpret_cast<Watch*>(~std::uintptr_t{
 void list_init(ReadyNode& head) noexcept { head.prev = head.next = &head; }
 bool list_empty(const ReadyNode& head) noexcept { return head.next == &head; }
 bool linked(const ReadyNode& n) noexcept { return n.next != nullptr; }
+// linked() without the ready lock, for an unhooked item under ctl_mutex_: then nothing links or
+// unlinks it, and the only write to its `next` left is a wake-up appending behind it, which
+// changes one non-null value for another (both sides atomic, as the memory model wants).
+bool linked_unhooked(ReadyNode& n) noexcept {
+  return std::atomic_ref(n.next).load(std::memory_order_relaxed) != nullptr;
+}
 void list_append(ReadyNode& head, ReadyNode* n) noexcept {
   n->prev = head.prev;
   n->next = &head;
-  head.prev->next = n;
+  std::atomic_ref(head.prev->next).store(n, std::memory_order_relaxed);  // see linked_unhooked
   head.prev = n;
 }
 void list_prepend(ReadyNode& head, ReadyNode* n) noexcept {
@@ -173,38 +180,30 @@ void Instance::release() noexcept {
   }
 }
 
-// Removal path C: `file` lost its last reference. Nothing else can remove its items now (DEL
-// and path B need a pin, which fails), so each item stays valid after the watcher lock is
-// dropped, and it keeps its instance alive.
+// Removal path C: `file` lost its last reference. Nothing else can change its watcher list now
+// (ADD needs a reference, DEL and path B a pin, which fails), so the list needs no lock, and each
+// item keeps its instance alive until it is removed.
 void epoll_release_file(File& file) noexcept {
   std::optional<GlobalMutexLock> legacy;  // the pre-6.4 design: once per watched file released
-  for (;;) {
-    Watch* w;
-    {
-      SpinGuard guard(FileAccess::watchers_lock(file));
-      w = FileAccess::watchers(file).load(std::memory_order_relaxed);
-    }
-    if (w == nullptr) {
-      return;
-    }
+  // Acquire: pairs with the insert that published the head (the last put ordered the rest).
+  Watch* w = FileAccess::watchers(file).load(std::memory_order_acquire);
+  while (w != nullptr) {
     if (w->instance->legacy() && !legacy) {
       legacy.emplace();
     }
-    if (Instance::release_watch(w)) {
-      return;  // the last one: nothing can add another, the file being unreachable
-    }
+    w = Instance::release_watch(w);
   }
 }
 
-bool Instance::release_watch(Watch* w) noexcept {
+Watch* Instance::release_watch(Watch* w) noexcept {
   Instance* ep = w->instance;
-  bool last;
+  Watch* next = w->file_next.load(std::memory_order_relaxed);
   {
     MutexLock lock(ep->ctl_mutex_);
-    last = ep->remove(w);
+    ep->remove_released(w);
   }
   ep->put_instance();  // after unlocking: the mutex lives inside the instance
-  return last;
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,12 +490,24 @@ bool Instance::remove(Watch* w) noexcept {
     link->store(w->file_next.load(std::memory_order_relaxed), std::memory_order_release);
     last = FileAccess::watchers(*w->file).load(std::memory_order_relaxed) == nullptr;
   }
+  forget(w);
+  return last;
+}
+
+void Instance::remove_released(Watch* w) noexcept {
+  unhook(w);
+  unlink_mirror(w);
+  // w is the head of a list that only path C writes now (epoll_release_file).
+  FileAccess::watchers(*w->file).store(w->file_next.load(std::memory_order_relaxed),
+                                       std::memory_order_release);
+  forget(w);
+}
+
+void Instance::forget(Watch* w) noexcept {
   hash_erase(w);
-  {
+  if (linked_unhooked(*w)) {  // most items are not queued: skip the ready lock
     SpinGuard guard(ready_lock_);
-    if (linked(*w)) {
-      list_unlink(w);
-    }
+    list_unlink(w);
   }
   watch_count_sub();
   rcu::retire(
@@ -505,7 +516,6 @@ bool Instance::remove(Watch* w) noexcept {
         count_down(Counter::kWatches);
       },
       w);
-  return last;
 }
 
 // ---------------------------------------------------------------------------------------------

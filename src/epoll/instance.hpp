@@ -122,9 +122,9 @@ class Instance final : public File {
   /// hand_over_watches (epoll.hpp).
   static void hand_over_watches(File& file, KernelStandIn& stand_in) noexcept;
 
-  /// Removal path C for one item: the watched file's last reference went. Returns whether the
-  /// file has no watchers left.
-  static bool release_watch(Watch* w) noexcept;
+  /// Removal path C for `w`, the head of its file's watcher list: the file's last reference
+  /// went. Returns the next head.
+  static Watch* release_watch(Watch* w) noexcept;
   /// LockMode::kLegacy: the close paths take the global mutex.
   bool legacy() const noexcept { return legacy_; }
 
@@ -202,6 +202,10 @@ class Instance final : public File {
   /// instance reference `w` held, after unlocking ctl_mutex_. Returns whether `w` was its
   /// file's last watcher (seen under the file's lock).
   bool remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// remove() for path C, where `w` heads a watcher list that no one else may change.
+  void remove_released(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// The common tail of the removals: out of the table and the ready list, then retired.
+  void forget(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_) UEPOLL_EXCLUDES(ready_lock_);
   static void unhook(Watch* w) noexcept;
   void queue_if_ready(Watch* w, PollMask revents) noexcept UEPOLL_EXCLUDES(ready_lock_);
 

@@ -76,6 +76,7 @@ run "B removes without pin, legacy" fail -DMUT_B_NOPIN -DLEGACY=1
 run "B puts pin under ctl_mutex" fail -DMUT_B_PUT_LOCKED
 run "C puts instance under lock" fail -DMUT_C_PUT_LOCKED
 run "items freed without RCU" fail -DMUT_NO_RCU -DWALKER=1
+run "DEL unpins F before removing" fail -DMUT_A_UNPINNED
 
 echo "states explored in all: $total_states"
 if ((failures > 0)); then

@@ -23,6 +23,7 @@
  *   MUT_C_PUT_LOCKED  mutation: path C drops the instance reference before unlocking ctl_mutex_
  *   MUT_B_PUT_LOCKED  mutation: path B drops its pin on F while holding ctl_mutex_
  *   MUT_NO_RCU  mutation: items are freed without waiting for an RCU grace period
+ *   MUT_A_UNPINNED  mutation: DEL drops its pin on F before removing the item
  *
  * Every step is mapped to the C++ function it models in tests/model/README.md.
  */
@@ -50,6 +51,7 @@ bool f_gp = false;          /* a reader that must finish before F may be freed *
 byte wl_owner = 0;          /* File::watchers_lock_ (0 = free, else holder's _pid + 1) */
 byte head = NONE;           /* File::watchers_ */
 byte file_next[NITEMS];     /* Watch::file_next */
+bool c_running = false;     /* path C has begun: from then on it alone writes F's list */
 
 /* ---- E: the instance ---- */
 byte e_refs = 2;            /* E's file count: E's descriptor + del's lookup */
@@ -121,9 +123,18 @@ inline put_instance() {
   }
 }
 
-/* Instance::remove(w): under ctl_mutex_; unlinks w from F's watcher list under the watchers
- * lock (file_next of w stays intact), erases it from the interest set, retires it. */
-inline remove_item(w) {
+/* The common tail of the removals, Instance::forget(w): out of the interest set (and the ready
+ * list, the count), then retired. */
+inline forget_item(w) {
+  atomic { assert(!freed[w]); in_set[w] = false }          /* hash_erase, ready list, count */
+#ifdef MUT_NO_RCU
+  atomic { retired[w] = true; gp[w] = false }              /* mutation: no grace period */
+#else
+  atomic { retired[w] = true; gp[w] = rcu_reader }         /* rcu::retire(w) */
+#endif
+}
+
+inline start_remove(w) {
   atomic {
     assert(ctl_owner == _pid + 1);
     assert(!freed[w]);
@@ -131,9 +142,17 @@ inline remove_item(w) {
     remove_cnt[w]++
   }
   /* unhook(w): wait entries, no shared state modelled */
+}
+
+/* Instance::remove(w), paths A and B: under ctl_mutex_; unlinks w from F's watcher list under
+ * the watchers lock (file_next of w stays intact). Path C must not be running: it writes the
+ * list without that lock. */
+inline remove_item(w) {
+  start_remove(w);
   lock_wl();
   atomic {
     assert(!freed[w]);
+    assert(!c_running);
     if
     :: head == w -> head = file_next[w]
     :: else ->
@@ -146,37 +165,38 @@ inline remove_item(w) {
     fi
   }
   unlock_wl();
-  atomic { assert(!freed[w]); in_set[w] = false }          /* hash_erase, ready list, count */
-#ifdef MUT_NO_RCU
-  atomic { retired[w] = true; gp[w] = false }              /* mutation: no grace period */
-#else
-  atomic { retired[w] = true; gp[w] = rcu_reader }         /* rcu::retire(w) */
-#endif
+  forget_item(w)
 }
 
-/* Removal path C, epoll_release_file + Instance::release_watch. */
+/* Instance::remove_released(w), path C: w heads F's list, which no one else writes now, so no
+ * lock is taken; no other writer may be inside the watchers lock. */
+inline remove_released(w) {
+  start_remove(w);
+  atomic { assert(!freed[w]); assert(wl_owner == 0); assert(head == w); head = file_next[w] }
+  forget_item(w)
+}
+
+/* Removal path C, epoll_release_file + Instance::release_watch: reads the head without the
+ * watchers lock, then removes the head until the list is empty. */
 inline release_file() {
+  atomic { assert(wl_owner == 0); c_running = true; w = head }
   do
-  :: lock_wl();
-     atomic { w = head };
-     unlock_wl();
-     if
-     :: w == NONE -> break
-     :: else ->
-        atomic { assert(!freed[w]) }               /* ep = w->instance */
-        lock_global();
-        lock_ctl();
-        remove_item(w);
+  :: w == NONE -> break
+  :: else ->
+     atomic { assert(!freed[w]); nx = file_next[w] }     /* ep = w->instance, its successor */
+     lock_global();
+     lock_ctl();
+     remove_released(w);
 #ifdef MUT_C_PUT_LOCKED
-        put_instance();                            /* mutation: before unlocking */
-        unlock_ctl();
-        unlock_global()
+     put_instance();                            /* mutation: before unlocking */
+     unlock_ctl();
+     unlock_global();
 #else
-        unlock_ctl();
-        unlock_global();
-        put_instance()                             /* after unlocking */
+     unlock_ctl();
+     unlock_global();
+     put_instance();                            /* after unlocking */
 #endif
-     fi
+     w = nx
   od
 }
 
@@ -280,13 +300,16 @@ inline put_e() {
 /* Path A: Instance::ctl(EPOLL_CTL_DEL) of F on an fd chosen nondeterministically (one of the
  * registered ones, or one never registered). */
 proctype del() {
-  byte k, w, pred, i; bool removed = false, last, laste, ok;
+  byte k, w, pred, i, nx; bool removed = false, last, laste, ok;
   bool pinned[NITEMS];
   if
   :: k = 0
   :: NITEMS > 1 -> k = 1
   :: k = NONE                      /* (F, an fd never registered): ENOENT */
   fi;
+#ifdef MUT_A_UNPINNED
+  put_f();                         /* mutation: the pin on F goes before the removal */
+#endif
   lock_ctl();
   if
   :: atomic { k != NONE && in_set[k] } -> remove_item(k); removed = true   /* ctl_locked */
@@ -298,16 +321,20 @@ proctype del() {
   :: else -> skip
   fi;
   /* the two lookup references, in either order */
+#ifdef MUT_A_UNPINNED
+  put_e();
+#else
   if
   :: put_f(); put_e()
   :: put_e(); put_f()
   fi;
+#endif
   done++
 }
 
 /* Closing E's last descriptor. */
 proctype close_e() {
-  byte w, pred, i; bool last, laste, ok;
+  byte w, pred, i, nx; bool last, laste, ok;
   bool pinned[NITEMS];
   put_e();
   done++
@@ -315,7 +342,7 @@ proctype close_e() {
 
 /* Closing F's last descriptor. */
 proctype close_f() {
-  byte w, pred; bool last;
+  byte w, pred, nx; bool last;
   put_f();
   done++
 }

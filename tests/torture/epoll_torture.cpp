@@ -1,8 +1,9 @@
 // Randomized multi-threaded torture tests for the races that tests/stress does not cover: DEL vs
 // the last close of a watched instance, topology walks vs parent teardown, depth/cycle limits under
 // concurrent chain building, events arriving during a harvest, multi-waiter wake-ups produced by
-// ADD/MOD, EPOLLEXCLUSIVE across instances, closing an instance under its waiters, and the last
-// two references dropped at once. Everything goes through the C API.
+// ADD/MOD, EPOLLEXCLUSIVE across instances, closing an instance under its waiters, the last two
+// references dropped at once, and removals racing appends to the ready list. Everything goes
+// through the C API.
 //
 // Each test is short by default (a round count and a wall-clock cap). UEPOLL_TORTURE_SECONDS=N
 // runs each test for N seconds; UEPOLL_STRESS_ITERATIONS=N runs N rounds with no time cap. Each
@@ -787,6 +788,60 @@ TEST_F(TortureTest, LastInstanceCloseRacesDelOfLastItem) {
         }
       });
   std::printf("%d rounds, %d DELs won\n", rounds.done(), del_ok.load());
+}
+
+// (9) An item leaves (DEL, or the last close of its file) while a wake-up of another item is
+// appended behind it on the ready list: the removal tests whether its item is queued without
+// the ready lock (Instance::forget), while the append rewrites that item's link. The ready
+// list must come out whole: the other item is reported once, the removed one never.
+TEST_F(TortureTest, RemovalRacesAnAppendBehindIt) {
+  Rounds rounds(3000);
+  int ep = -1;
+  int x = -1;
+  int y = -1;
+  unsigned variant = 0;
+  std::mt19937 vr(11);
+  const std::uint64_t one = 1;
+  lockstep(
+      rounds, 1,
+      [&] {
+        variant = vr();
+        ep = uepoll_epoll_create1(0);
+        x = uepoll_eventfd(0, EFD_NONBLOCK);
+        y = uepoll_eventfd(0, EFD_NONBLOCK);
+        add(ep, x, EPOLLIN, 1);
+        add(ep, y, EPOLLIN, 2);
+        if ((variant & 1) != 0) {
+          EXPECT_EQ(uepoll_write(y, &one, sizeof one), 8);  // y's item is queued, at the tail
+        }
+      },
+      [&](std::mt19937& rng) {
+        spin_a_little(rng);
+        if ((variant & 2) != 0) {
+          EXPECT_EQ(ctl(ep, EPOLL_CTL_DEL, y, 0, 0), 0) << "errno " << errno;
+        } else {
+          EXPECT_EQ(uepoll_close(y), 0);
+        }
+      },
+      {[&](std::mt19937& rng) {
+        spin_a_little(rng);
+        EXPECT_EQ(uepoll_write(x, &one, sizeof one), 8);
+      }},
+      [&] {
+        epoll_event out[4]{};
+        EXPECT_EQ(uepoll_epoll_wait(ep, out, 4, 0), 1);
+        EXPECT_EQ(out[0].data.u64, 1U);
+        std::uint64_t got = 0;
+        EXPECT_EQ(uepoll_read(x, &got, sizeof got), 8);
+        EXPECT_EQ(uepoll_epoll_wait(ep, out, 4, 0), 0);  // x's item left the list cleanly
+        EXPECT_EQ(uepoll_write(x, &one, sizeof one), 8);
+        EXPECT_EQ(uepoll_epoll_wait(ep, out, 4, 0), 1);  // and can be queued again
+        if ((variant & 2) != 0) {
+          EXPECT_EQ(uepoll_close(y), 0);
+        }
+        EXPECT_EQ(uepoll_close(x), 0);
+        EXPECT_EQ(uepoll_close(ep), 0);
+      });
 }
 
 }  // namespace
