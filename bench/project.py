@@ -9,14 +9,15 @@ Model (operational bounds): X(N) = min(N / t(N), 1 / sigma(N)) for each serial r
   sigma    rcu_gp_lock:      (r/B) * D(N)
            legacy mutex:     h + k * c_line + (D(N) - D0)/B (the Watch's retire runs under it;
                              h, measured at N=1, already holds D0/B)
-           HTTP listener:    n_L * c_line              (the accept queue's line, per request)
+  and, for HTTP, a bound per worker: each worker's SO_REUSEPORT accept queue moves n_L lines
+  per request (W / (n_L * c_line) over W workers; one shared listener on xeon: 1 / (n_L c_line)).
 """
 
 # --- measured on dev (2 cores, loaded; docs/benchmarks.md gives the commands) --------------
-T1_CHURN = 0.91e-6   # s CPU per churn cycle at T=1 (1 / ops_per_cpu_s; legacy 0.94)
-T1_HTTP = 4.3e-6     # s CPU per request, both halves (http_bench cpu_s / requests, W=1)
-H_CHURN = 0.20e-6    # s legacy mutex hold per acquisition, churn T=1 (timing pass)
-H_HTTP = 0.114e-6    # s the same in http_bench --backend=legacy --timing, W=1
+T1_CHURN = 0.60e-6   # s CPU per churn cycle at T=1 (1 / ops_per_cpu_s, fine and legacy alike)
+T1_HTTP = 3.3e-6     # s CPU per request, both halves (2 busy cores / req/s, W=1, quiet run)
+H_CHURN = 0.09e-6    # s legacy mutex hold per acquisition, churn T=1 (timing pass)
+H_HTTP = 0.099e-6    # s the same in scripts/main.sh's http_bench --backend=legacy --timing, W=2
 D0 = 12.4e-6         # s one urcu_bp_synchronize_rcu() with no other reader running
 R_CHURN, R_HTTP = 3, 4   # objects retired per cycle / request (perf: 341 and 255 per grace period)
 B = 1024             # rcu::kMaxPendingPerThread: one grace period per B retires per thread
@@ -45,7 +46,8 @@ def churn(n, legacy):
 
 
 def http(n, legacy):
-    sigmas = [(R_HTTP / B) * grace(n), N_LISTENER * C_LINE]
+    workers = max(1, n // 2)
+    sigmas = [(R_HTTP / B) * grace(n), N_LISTENER * C_LINE / workers]
     if legacy:
         sigmas.append(H_HTTP + K_LEGACY * C_LINE + (grace(n) - D0) / B)
     return min([n / t_op(T1_HTTP, R_HTTP, n, legacy)] + [1 / s for s in sigmas])
@@ -54,7 +56,7 @@ def http(n, legacy):
 def check_xeon():
     """The same bounds with xeon's own T=1 inputs against its measured figures. That build freed
     through liburcu's call_rcu thread, so no grace period ran on the workers (no D terms)."""
-    t1, hold = 1 / 449_853, 142e-9
+    t1, hold, t1_http = 1 / 449_853, 142e-9, 4.3e-6  # HTTP: dev's t1 of that time
     churn_xeon = {2: (1_107_194, 1_071_252), 4: (2_427_665, 1_655_772), 8: (4_376_223, 1_615_317),
                   16: (6_256_722, 1_501_288)}
     for n, (fine, legacy) in churn_xeon.items():
@@ -65,7 +67,7 @@ def check_xeon():
               f"   legacy {pl / 1e6:5.2f}M vs {legacy / 1e6:5.2f}M ({pl / legacy - 1:+4.0%})")
     http_xeon = {1: 190_356, 2: 299_906, 4: 383_282, 8: 268_297}  # fine; legacy within 5%
     for w, rps in http_xeon.items():
-        p = min(2 * w / T1_HTTP, 1 / (N_LISTENER * C_LINE))
+        p = min(2 * w / t1_http, 1 / (N_LISTENER * C_LINE))  # one listener, EPOLLEXCLUSIVE
         print(f"xeon http W={w:<3} fine {p / 1e3:5.0f}k vs {rps / 1e3:5.0f}k ({p / rps - 1:+4.0%})")
 
 
