@@ -3,15 +3,22 @@
 "Projections to 16, 64 and 128 cores"). Python 3, standard library only: python3 bench/project.py
 
 Model (operational bounds): X(N) = min(N / t(N), 1 / sigma(N)) for each serial resource sigma.
-  t(N)     CPU time of one operation on one thread, the shared-line and grace-period costs
-           included: t1 + (r/B) * (D(N) + 2 N (c_ipi + c_line)) [+ c_line per ADD in legacy]
-  D(N)     one urcu-bp grace period: D0 + (N-1) d_cpu (it holds liburcu's rcu_gp_lock throughout)
-  sigma    rcu_gp_lock:      (r/B) * D(N)
-           legacy mutex:     h + k * c_line + (D(N) - D0)/B (the Watch's retire runs under it;
+  D(N)     one urcu-bp grace period: D0 + (N-1) d_cpu
+  Grace periods shared among waiters (rcu.cpp since the evening of 2026-12-06): a thread
+  reclaims once per B/r operations and waits W = D (1 + rho/2) for it, rho = g D the share of
+  time a grace period runs, g = min(N X r / B, 1 / D) the grace periods run per second (one
+  serves every thread waiting for it). Each one interrupts every running thread twice and flips
+  a counter that every reader then misses: the threads lose f = g (2 c_ipi + c_line) of their
+  time. t(N) = (t1 + (r/B) W [+ c_line per ADD in legacy]) / (1 - f); X is the fixed point.
+  Unshared (the morning's code, --unshared): t(N) = t1 + (r/B) (D + 2 N (c_ipi + c_line)) and
+  the serial bound sigma = (r/B) D of liburcu's rcu_gp_lock.
+  sigma    legacy mutex:     h + k * c_line + (W - D0)/B (the Watch's retire runs under it;
                              h, measured at N=1, already holds D0/B)
-  and, for HTTP, a bound per worker: each worker's SO_REUSEPORT accept queue moves n_L lines
-  per request (W / (n_L * c_line) over W workers; one shared listener on xeon: 1 / (n_L c_line)).
+           HTTP: each worker's SO_REUSEPORT accept queue moves n_L lines per request
+           (W / (n_L * c_line) over W workers; one shared listener on xeon: 1 / (n_L c_line)).
 """
+
+import sys
 
 # --- measured on dev (2 cores, loaded; docs/benchmarks.md gives the commands) --------------
 T1_CHURN = 0.60e-6   # s CPU per churn cycle at T=1 (1 / ops_per_cpu_s, fine and legacy alike)
@@ -29,28 +36,42 @@ K_LEGACY = 3         # lines that move per legacy acquisition: mutex word, its u
 N_LISTENER = 5       # accept-queue line transfers per request (connect, accept, EAGAIN, poll)
 
 
+HOLD = {T1_CHURN: H_CHURN, T1_HTTP: H_HTTP}
+
+
 def grace(n):
     return D0 + (n - 1) * D_CPU
 
 
-def t_op(t1, r, n, legacy=False):
-    shared = (r / B) * (grace(n) + 2 * n * (C_IPI + C_LINE))
-    return t1 + shared + (C_LINE if legacy and n > 1 else 0)
+def bound(t1, r, n, legacy, sigmas, shared=True):
+    """X(N) for an operation of t1 s CPU that retires r objects, under the serial bounds
+    `sigmas` (s per operation) and, in legacy mode, the global mutex."""
+    d = grace(n)
+    if not shared:
+        t = t1 + (r / B) * (d + 2 * n * (C_IPI + C_LINE)) + (C_LINE if legacy and n > 1 else 0)
+        sigmas = sigmas + [(r / B) * d]
+        if legacy:
+            sigmas.append(HOLD[t1] + K_LEGACY * C_LINE + (d - D0) / B)
+        return min([n / t] + [1 / s for s in sigmas])
+    x = n / t1
+    for _ in range(200):
+        g = min(x * r / B, 1 / d)
+        rho = g * d
+        wait = d * (1 + rho / 2)
+        lost = g * (2 * C_IPI + C_LINE)
+        t = (t1 + (r / B) * wait + (C_LINE if legacy and n > 1 else 0)) / max(1e-3, 1 - lost)
+        bounds = sigmas + ([HOLD[t1] + K_LEGACY * C_LINE + (wait - D0) / B] if legacy else [])
+        x = (x + min([n / t] + [1 / s for s in bounds])) / 2
+    return x
 
 
-def churn(n, legacy):
-    sigmas = [(R_CHURN / B) * grace(n)]
-    if legacy:
-        sigmas.append(H_CHURN + K_LEGACY * C_LINE + (grace(n) - D0) / B)
-    return min([n / t_op(T1_CHURN, R_CHURN, n, legacy)] + [1 / s for s in sigmas])
+def churn(n, legacy, shared=True):
+    return bound(T1_CHURN, R_CHURN, n, legacy, [], shared)
 
 
-def http(n, legacy):
+def http(n, legacy, shared=True):
     workers = max(1, n // 2)
-    sigmas = [(R_HTTP / B) * grace(n), N_LISTENER * C_LINE / workers]
-    if legacy:
-        sigmas.append(H_HTTP + K_LEGACY * C_LINE + (grace(n) - D0) / B)
-    return min([n / t_op(T1_HTTP, R_HTTP, n, legacy)] + [1 / s for s in sigmas])
+    return bound(T1_HTTP, R_HTTP, n, legacy, [N_LISTENER * C_LINE / workers], shared)
 
 
 def check_xeon():
@@ -72,10 +93,13 @@ def check_xeon():
 
 
 if __name__ == "__main__":
+    shared = "--unshared" not in sys.argv
+    print(f"grace periods {'shared among waiters' if shared else 'one per waiter'}")
     print(f"{'cores':>5} {'churn fine':>11} {'churn legacy':>13} {'fine/legacy':>11}"
           f" {'http fine':>10} {'http legacy':>12} {'grace us':>9}")
     for n in (1, 2, 16, 64, 128):
-        cf, cl, hf, hl = churn(n, False), churn(n, True), http(n, False), http(n, True)
+        cf, cl = churn(n, False, shared), churn(n, True, shared)
+        hf, hl = http(n, False, shared), http(n, True, shared)
         print(f"{n:>5} {cf / 1e6:10.2f}M {cl / 1e6:12.2f}M {cf / cl:11.2f}"
               f" {hf / 1e3:9.0f}k {hl / 1e3:11.0f}k {grace(n) * 1e6:9.1f}")
     check_xeon()

@@ -9,10 +9,11 @@
 //
 // Reclamation is per thread, with back-pressure, and needs no helper thread: retire() appends to
 // the calling thread's own list, and the retire() that brings the list to kMaxPendingPerThread
-// waits for one grace period and frees the whole list. Memory held by retired objects is
-// therefore bounded by threads x kMaxPendingPerThread objects however fast they are retired
-// (a single liburcu callback thread, fed by every worker, fell behind without bound), and the
-// cost of freeing stays with the thread that retires, inside whatever it measures.
+// waits for one grace period and frees the whole list. Threads that wait at once share grace
+// periods (liburcu's flavour runs them one at a time and shares none). Memory held by retired
+// objects is therefore bounded by threads x kMaxPendingPerThread objects however fast they are
+// retired (a single liburcu callback thread, fed by every worker, fell behind without bound), and
+// the cost of freeing stays with the thread that retires, inside whatever it measures.
 //
 // Rules: never call retire() inside a read-side section or while holding a SpinLock (it may
 // wait for a grace period).
@@ -41,6 +42,17 @@ void retire(FreeFn free_fn, void* object) noexcept;
 
 /// Frees everything every thread has retired so far (tests, leak checks).
 void barrier() noexcept;
+
+/// Waits for a grace period that begins after the call. Concurrent callers share grace periods:
+/// however many wait at once, at most two run (the one in progress cannot serve them).
+void synchronize() noexcept;
+
+struct GraceStats {
+  long completed;  // grace periods run so far
+  long waiting;    // callers inside synchronize() (or a reclaim) that took their snapshot
+};
+/// For tests and benchmarks.
+GraceStats grace_stats() noexcept;
 
 /// The calling thread's retired but not yet freed objects (tests: never above the bound).
 long thread_pending() noexcept;

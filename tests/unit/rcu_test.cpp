@@ -1,0 +1,93 @@
+// Grace periods: a synchronize() never returns while a reader that was inside when it began is
+// still inside, and concurrent waiters share grace periods instead of running one each.
+#include "sync/rcu.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace rcu = uepoll::rcu;
+
+// Spins until `n` callers are inside synchronize() with their snapshot taken.
+void await_waiters(long n) {
+  while (rcu::grace_stats().waiting < n) {
+    std::this_thread::yield();
+  }
+}
+
+// A reader that enters a read-side section, says so, and leaves when told; `left` is set just
+// before it leaves, so a grace period that returns must find it set.
+struct Reader {
+  std::atomic<bool> inside{false};
+  std::atomic<bool> leave{false};
+  std::atomic<bool> left{false};
+  std::thread thread{[this] {
+    {
+      rcu::ReadGuard guard;
+      inside = true;
+      while (!leave.load()) {
+        std::this_thread::yield();
+      }
+      left = true;
+    }
+  }};
+  Reader() {
+    while (!inside.load()) {
+      std::this_thread::yield();
+    }
+  }
+  ~Reader() {
+    leave = true;
+    thread.join();
+  }
+};
+
+TEST(Rcu, SynchronizeWaitsForAReaderThatWasInside) {
+  Reader reader;
+  std::atomic<bool> returned_after_leave{false};
+  std::thread waiter([&] {
+    rcu::synchronize();
+    returned_after_leave = reader.left.load();
+  });
+  await_waiters(1);
+  reader.leave = true;
+  waiter.join();
+  EXPECT_TRUE(returned_after_leave.load());
+}
+
+TEST(Rcu, ConcurrentWaitersShareGracePeriods) {
+  constexpr int kWaiters = 6;
+  const long before = rcu::grace_stats().completed;
+  std::atomic<int> early{0};
+  {
+    Reader reader;
+    std::vector<std::thread> waiters;
+    for (int i = 0; i < kWaiters; ++i) {
+      waiters.emplace_back([&] {
+        rcu::synchronize();
+        if (!reader.left.load()) {
+          ++early;
+        }
+      });
+    }
+    // Every waiter has its snapshot; the first grace period cannot end while the reader stays.
+    await_waiters(kWaiters);
+    reader.leave = true;
+    for (auto& t : waiters) {
+      t.join();
+    }
+  }
+  EXPECT_EQ(early.load(), 0);
+  // The one that waited for the reader, and at most one more for the waiters that came after
+  // it began: not one each.
+  const long ran = rcu::grace_stats().completed - before;
+  EXPECT_GE(ran, 1);
+  EXPECT_LE(ran, 2);
+  EXPECT_EQ(rcu::grace_stats().waiting, 0);
+}
+
+}  // namespace
