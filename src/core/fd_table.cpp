@@ -76,7 +76,7 @@ FdTable::Chunk* FdTable::chunk_for_install(int fd) noexcept {
 }
 
 int FdTable::find_free(int from) noexcept {
-  for (int fd = std::max(from, next_free_); fd < limit_; ++fd) {
+  for (int fd = from; fd < limit_; ++fd) {
     Chunk* chunk = chunks_[fd >> kChunkBits].load(std::memory_order_relaxed);
     if (chunk == nullptr ||
         chunk->files[fd & (kChunkSize - 1)].load(std::memory_order_relaxed) == nullptr) {
@@ -93,20 +93,13 @@ void FdTable::set_slot(int fd, File* file, bool cloexec) noexcept {
   chunk->files[fd & (kChunkSize - 1)].store(file, std::memory_order_release);
 }
 
-File* FdTable::clear_slot(std::atomic<File*>& s) noexcept {
-  // Every writer holds mu_, so a load and a store do (no read-modify-write); lookups only load,
-  // and one that still finds the file pins it under RCU or fails, as after any close.
-  File* file = s.load(std::memory_order_relaxed);
-  s.store(nullptr, std::memory_order_relaxed);
-  return file;
-}
-
 Result<int> FdTable::install(Ref<File> file, bool cloexec, int min_fd) noexcept {
   if (!chunks_) {
     return Error{ENOMEM};
   }
   MutexLock lock(mu_);
-  int fd = find_free(min_fd);
+  const int hint = next_free_.load(std::memory_order_relaxed);
+  int fd = find_free(std::max(min_fd, hint));
   if (fd < 0) {
     return Error{EMFILE};
   }
@@ -114,8 +107,8 @@ Result<int> FdTable::install(Ref<File> file, bool cloexec, int min_fd) noexcept 
     return Error{ENOMEM};
   }
   set_slot(fd, file.release(), cloexec);
-  if (min_fd <= next_free_) {
-    next_free_ = fd + 1;
+  if (min_fd <= hint) {
+    raise_free_hint(hint, fd + 1);
   }
   return fd;
 }
@@ -125,7 +118,8 @@ Result<void> FdTable::install_pair(Ref<File> a, Ref<File> b, bool cloexec, int f
     return Error{ENOMEM};
   }
   MutexLock lock(mu_);
-  int first = find_free(0);
+  const int hint = next_free_.load(std::memory_order_relaxed);
+  int first = find_free(hint);
   int second = first < 0 ? -1 : find_free(first + 1);
   if (second < 0) {
     return Error{EMFILE};
@@ -135,24 +129,51 @@ Result<void> FdTable::install_pair(Ref<File> a, Ref<File> b, bool cloexec, int f
   }
   set_slot(first, a.release(), cloexec);
   set_slot(second, b.release(), cloexec);
-  next_free_ = second + 1;
+  raise_free_hint(hint, second + 1);
   fds[0] = first;
   fds[1] = second;
   return {};
 }
 
 Result<void> FdTable::close(int fd) noexcept {
-  File* file = nullptr;
-  {
-    MutexLock lock(mu_);
-    std::atomic<File*>* s = slot(fd);
-    if (s == nullptr || (file = clear_slot(*s)) == nullptr) {
+  // No mutex: emptying a slot is one compare-and-swap, which tells a close from a concurrent
+  // close or replacement of the same number. Only filling a slot needs the mutex, to choose the
+  // number. (seq_cst, and an acquire of the reference a release store published: see
+  // raise_free_hint.)
+  std::atomic<File*>* s = slot(fd);
+  File* file = s != nullptr ? s->load(std::memory_order_relaxed) : nullptr;
+  do {
+    if (file == nullptr) {
       return Error{EBADF};
     }
-    next_free_ = std::min(next_free_, fd);
-  }
-  file->put();  // may run the release path; never under the table's lock
+  } while (!s->compare_exchange_weak(file, nullptr, std::memory_order_seq_cst,
+                                     std::memory_order_relaxed));
+  lower_free_hint(fd);
+  file->put();  // may run the release path
   return {};
+}
+
+void FdTable::lower_free_hint(int fd) noexcept {
+  int hint = next_free_.load(std::memory_order_seq_cst);
+  while (fd < hint && !next_free_.compare_exchange_weak(hint, fd, std::memory_order_seq_cst)) {
+  }
+}
+
+void FdTable::raise_free_hint(int seen, int past) noexcept {
+  // Only from the value the search started at: a close that lowered it meanwhile wins.
+  if (!next_free_.compare_exchange_strong(seen, past, std::memory_order_seq_cst)) {
+    return;
+  }
+  // A close in [seen, past) after the search passed its slot may have read the hint before this
+  // raise and left it alone. Either its emptying comes first in the seq_cst order, and this scan
+  // sees the empty slot, or it reads the raised hint and lowers it itself.
+  for (int fd = seen; fd < past; ++fd) {
+    std::atomic<File*>* s = slot(fd);
+    if (s != nullptr && s->load(std::memory_order_seq_cst) == nullptr) {
+      lower_free_hint(fd);
+      return;
+    }
+  }
 }
 
 Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
@@ -165,7 +186,7 @@ Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
     if (chunk_for_install(fd) == nullptr) {
       return Error{ENOMEM};
     }
-    replaced = clear_slot(*slot(fd));
+    replaced = slot(fd)->exchange(nullptr, std::memory_order_seq_cst);
     set_slot(fd, file.release(), cloexec);
   }
   if (replaced != nullptr) {
@@ -177,9 +198,9 @@ Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
 Ref<File> FdTable::take(int fd) noexcept {
   MutexLock lock(mu_);
   std::atomic<File*>* s = slot(fd);
-  File* file = s != nullptr ? clear_slot(*s) : nullptr;
+  File* file = s != nullptr ? s->exchange(nullptr, std::memory_order_seq_cst) : nullptr;
   if (file != nullptr) {
-    next_free_ = std::min(next_free_, fd);
+    lower_free_hint(fd);
   }
   return Ref<File>::adopt(file);
 }
@@ -197,7 +218,7 @@ Result<int> FdTable::dup_to(int oldfd, int newfd, bool cloexec) noexcept {
       return Error{ENOMEM};
     }
     file->get();
-    replaced = clear_slot(*slot(newfd));
+    replaced = slot(newfd)->exchange(nullptr, std::memory_order_seq_cst);
     set_slot(newfd, file, cloexec);
   }
   if (replaced != nullptr) {

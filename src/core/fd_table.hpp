@@ -3,8 +3,8 @@
 // keeps each descriptor's close-on-exec flag.
 //
 // Thread safety: thread-safe. Lookups take no lock (an RCU read-side section and an
-//   increment-unless-zero on the file); changes (install, close, dup) take the table's mutex,
-//   which belongs to this table alone, as Linux's files->file_lock does.
+//   increment-unless-zero on the file), nor does close (a compare-and-swap on the slot); what
+//   fills a slot (install, dup) takes the table's mutex, which belongs to this table alone.
 // Lifetime: the destructor closes every descriptor still open.
 // Errors: EBADF, EMFILE at the table's limit, EINVAL as Linux's dup family and F_DUPFD.
 #pragma once
@@ -41,7 +41,7 @@ class FdTable {
   /// Installs two files at the two lowest free numbers, or neither (pipe, socketpair).
   Result<void> install_pair(Ref<File> a, Ref<File> b, bool cloexec, int fds[2]) noexcept
       UEPOLL_EXCLUDES(mu_);
-  /// close(): EBADF if `fd` is not open. The file's reference is dropped after the table's lock.
+  /// close(): EBADF if `fd` is not open. Takes no lock.
   Result<void> close(int fd) noexcept UEPOLL_EXCLUDES(mu_);
   /// dup3() semantics without the oldfd == newfd case (the caller handles it): closes whatever
   /// `newfd` held.
@@ -102,16 +102,19 @@ class FdTable {
   Chunk* chunk_for_install(int fd) noexcept UEPOLL_REQUIRES(mu_);
   int find_free(int from) noexcept UEPOLL_REQUIRES(mu_);
   void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
-  File* clear_slot(std::atomic<File*>& s) noexcept UEPOLL_REQUIRES(mu_);
+  void lower_free_hint(int fd) noexcept;
+  void raise_free_hint(int seen, int past) noexcept UEPOLL_REQUIRES(mu_);
 
   const int limit_;
-  // Held for a few dozen instructions by every open and close: spinning while its owner runs
-  // beats a futex sleep when threads share the table (Linux's file_lock is a spinlock).
+  // Held for a few dozen instructions by every open: spinning while its owner runs beats a
+  // futex sleep when threads share the table (Linux's file_lock is a spinlock).
   mutable Mutex mu_{LockLevel::kTable, Mutex::Contended::kSpinThenPark};
   // Chunks are allocated on first use and never moved or freed before the table dies, so a
   // lookup can read a slot without the mutex.
   std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
-  int next_free_ UEPOLL_GUARDED_BY(mu_) = 0;  // no free slot below this number
+  // No free slot below this number. Raised under mu_ by what fills slots, lowered by closes
+  // without it; both compare-and-swap, so a lower value always wins.
+  std::atomic<int> next_free_{0};
 };
 
 }  // namespace uepoll

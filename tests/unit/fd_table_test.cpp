@@ -1,6 +1,10 @@
-// The descriptor table: lowest-free allocation, the limit, dup semantics, close-on-exec.
+// The descriptor table: lowest-free allocation, the limit, dup semantics, close-on-exec, and
+// the lowest-free rule while closes (which take no lock) race opens.
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
+
+#include <barrier>
+#include <thread>
 
 #include "core/fd_table.hpp"
 #include "uepoll/objects.hpp"
@@ -70,6 +74,41 @@ TEST(FdTable, SeparateProcessesHaveSeparateTables) {
   EXPECT_EQ(one.epoll_wait(0, ev, 1, 0).error(), EINVAL);  // an eventfd, not an epoll
   EXPECT_EQ(two.epoll_wait(0, ev, 1, 0).value(), 0);
   EXPECT_EQ(two.lock_mode(), LockMode::kLegacy);
+}
+
+// A close takes no lock, so it can empty a slot that an open's search has just passed, while the
+// open moves the lowest-free hint past it. Set up so that the open searches from 3 (filled by
+// dup2) to 8 while slot 5 is closed; whatever the interleaving, the two opens after the close
+// get 5 and 8.
+TEST(FdTable, CloseRacingAnOpenKeepsTheLowestFreeNumber) {
+  Process p(LockMode::kFine, 64);
+  constexpr int kRounds = 20000;
+  std::barrier sync(2);
+  std::thread closer([&] {
+    for (int round = 0; round < kRounds; ++round) {
+      sync.arrive_and_wait();
+      EXPECT_TRUE(p.close(5));
+      sync.arrive_and_wait();
+    }
+  });
+  int wrong = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int fd = 0; fd < 8; ++fd) {
+      ASSERT_EQ(p.eventfd(0, 0).value(), fd);
+    }
+    ASSERT_TRUE(p.close(3));
+    ASSERT_EQ(p.dup2(0, 3).value(), 3);  // the hint stays at 3, an occupied slot
+    sync.arrive_and_wait();
+    const int first = p.eventfd(0, 0).value();  // 5 if the close came first, else 8
+    EXPECT_TRUE(first == 5 || first == 8) << first;
+    sync.arrive_and_wait();
+    wrong += p.eventfd(0, 0).value() != (first == 8 ? 5 : 8) ? 1 : 0;
+    for (int fd = 0; fd < 64; ++fd) {
+      (void)p.close(fd);
+    }
+  }
+  closer.join();
+  EXPECT_EQ(wrong, 0);
 }
 
 }  // namespace
