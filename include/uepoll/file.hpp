@@ -106,7 +106,10 @@ class File {
   File& operator=(const File&) = delete;
 
   // --- references ---
-  void get() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void get() noexcept {
+    [[maybe_unused]] const long before = refs_.fetch_add(1, std::memory_order_relaxed);
+    UEPOLL_DEBUG_CHECK(before > 0, "File::get() of a file whose last reference is gone");
+  }
   /// Takes a reference unless the count already reached zero (the file is being released).
   /// Only valid while something (RCU, a lock) guarantees the memory still exists.
   [[nodiscard]] bool try_get() noexcept;

@@ -93,6 +93,14 @@ void FdTable::set_slot(int fd, File* file, bool cloexec) noexcept {
   chunk->files[fd & (kChunkSize - 1)].store(file, std::memory_order_release);
 }
 
+File* FdTable::replace_slot(int fd, File* file, bool cloexec) noexcept {
+  Chunk* chunk = chunks_[fd >> kChunkBits].load(std::memory_order_relaxed);
+  chunk->cloexec[fd & (kChunkSize - 1)] = cloexec;
+  // One exchange, as Linux's dup2 replaces: a concurrent close or lookup of `fd` finds the old
+  // file or the new one, never an empty slot. Releases the new file, acquires the old.
+  return chunk->files[fd & (kChunkSize - 1)].exchange(file, std::memory_order_acq_rel);
+}
+
 Result<int> FdTable::install(Ref<File> file, bool cloexec, int min_fd) noexcept {
   if (!chunks_) {
     return Error{ENOMEM};
@@ -186,8 +194,7 @@ Result<void> FdTable::place(int fd, Ref<File> file, bool cloexec) noexcept {
     if (chunk_for_install(fd) == nullptr) {
       return Error{ENOMEM};
     }
-    replaced = slot(fd)->exchange(nullptr, std::memory_order_seq_cst);
-    set_slot(fd, file.release(), cloexec);
+    replaced = replace_slot(fd, file.release(), cloexec);
   }
   if (replaced != nullptr) {
     replaced->put();
@@ -206,20 +213,19 @@ Ref<File> FdTable::take(int fd) noexcept {
 }
 
 Result<int> FdTable::dup_to(int oldfd, int newfd, bool cloexec) noexcept {
+  // A reference of its own, taken as a lookup takes it: close() holds no lock, so oldfd's own
+  // reference may go at any moment (and with it the file, if it was the last).
+  Ref<File> file = get(oldfd);
+  if (!file) {
+    return Error{EBADF};
+  }
   File* replaced = nullptr;
   {
     MutexLock lock(mu_);
-    std::atomic<File*>* from = slot(oldfd);
-    File* file = from != nullptr ? from->load(std::memory_order_relaxed) : nullptr;
-    if (file == nullptr) {
-      return Error{EBADF};
-    }
     if (chunk_for_install(newfd) == nullptr) {
       return Error{ENOMEM};
     }
-    file->get();
-    replaced = slot(newfd)->exchange(nullptr, std::memory_order_seq_cst);
-    set_slot(newfd, file, cloexec);
+    replaced = replace_slot(newfd, file.release(), cloexec);
   }
   if (replaced != nullptr) {
     replaced->put();

@@ -102,6 +102,7 @@ class FdTable {
   Chunk* chunk_for_install(int fd) noexcept UEPOLL_REQUIRES(mu_);
   int find_free(int from) noexcept UEPOLL_REQUIRES(mu_);
   void set_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
+  File* replace_slot(int fd, File* file, bool cloexec) noexcept UEPOLL_REQUIRES(mu_);
   void lower_free_hint(int fd) noexcept;
   void raise_free_hint(int seen, int past) noexcept UEPOLL_REQUIRES(mu_);
 

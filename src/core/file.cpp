@@ -40,7 +40,9 @@ void File::put() noexcept {
                                   "file reference dropped under the nesting mutex");
   // acq_rel: the last put must see every write made under earlier references, in particular
   // every change to the watcher list (pairs with the release half of the other puts).
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  const long before = refs_.fetch_sub(1, std::memory_order_acq_rel);
+  UEPOLL_DEBUG_CHECK(before > 0, "File::put() without a reference");
+  if (before == 1) {
     last_put();
   }
 }

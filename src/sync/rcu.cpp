@@ -2,9 +2,6 @@
 
 #include <urcu-bp.h>
 
-#include <atomic>
-#include <cstdint>
-
 #include "sync/fault_injection.hpp"
 #include "sync/thread_exit.hpp"
 #include "uepoll/sync.hpp"
@@ -57,33 +54,11 @@ UEPOLL_HOT_TLS constinit thread_local ThreadList t_list;
 Mutex g_registry_mutex{LockLevel::kTable};
 ThreadList* g_registry UEPOLL_GUARDED_BY(g_registry_mutex) = nullptr;
 
-// Grace periods shared among concurrent waiters. urcu-bp runs one at a time under its own lock
-// and lets none serve two callers, so N threads reclaiming at once would wait N grace periods in
-// a row. g_grace_seq counts them, odd while one runs: a waiter needs one that began after its
-// call, and if another thread finishes such a one while it queues for g_grace_mutex, it is done.
-Mutex g_grace_mutex{LockLevel::kLeaf};
-std::atomic<std::uint64_t> g_grace_seq{0};
-std::atomic<long> g_grace_waiting{0};
+constinit GraceSequence g_grace;
 
 void wait_for_readers() noexcept {
   detail::lockdep_assert_may_block("RCU grace period under a spinlock");
-  // The unlinks the caller made before this call come before the snapshot (the grace period
-  // that serves it starts later in g_grace_seq's order).
-  full_barrier();
-  const std::uint64_t seen = g_grace_seq.load(std::memory_order_seq_cst);
-  // Idle (even): the next one to end will do. Running (odd): it began too early; the one after.
-  const std::uint64_t needed = (seen + 3) & ~std::uint64_t{1};
-  g_grace_waiting.fetch_add(1, std::memory_order_relaxed);
-  {
-    MutexLock lock(g_grace_mutex);
-    const std::uint64_t now = g_grace_seq.load(std::memory_order_relaxed);
-    if (now < needed) {
-      g_grace_seq.store(now + 1, std::memory_order_seq_cst);
-      urcu_bp_synchronize_rcu();
-      g_grace_seq.store(now + 2, std::memory_order_release);
-    }
-  }
-  g_grace_waiting.fetch_sub(1, std::memory_order_relaxed);
+  g_grace.wait([] { urcu_bp_synchronize_rcu(); });
   UEPOLL_GRACE_ACQUIRE();
 }
 
@@ -241,10 +216,7 @@ void barrier() noexcept {
 
 void synchronize() noexcept { wait_for_readers(); }
 
-GraceStats grace_stats() noexcept {
-  return {static_cast<long>(g_grace_seq.load(std::memory_order_acquire) / 2),
-          g_grace_waiting.load(std::memory_order_acquire)};
-}
+GraceStats grace_stats() noexcept { return {g_grace.completed(), g_grace.waiting()}; }
 
 long thread_pending() noexcept {
   ThreadList& t = t_list;

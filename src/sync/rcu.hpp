@@ -19,6 +19,11 @@
 // wait for a grace period).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
+#include "uepoll/sync.hpp"
+
 namespace uepoll::rcu {
 
 using FreeFn = void (*)(void* object);
@@ -56,5 +61,44 @@ GraceStats grace_stats() noexcept;
 
 /// The calling thread's retired but not yet freed objects (tests: never above the bound).
 long thread_pending() noexcept;
+
+/// Grace periods shared among concurrent waiters (synchronize() runs liburcu's through one; the
+/// tests, a stand-in). liburcu-bp runs them one at a time and lets none serve two callers, so N
+/// threads reclaiming at once would wait N in a row. A sequence count, odd while one runs: a
+/// waiter needs the first grace period that begins after its call, and if another thread ran
+/// that one while it queued for the mutex, it is done.
+class GraceSequence {
+ public:
+  /// Returns once a grace period that began after the call has ended; `run` runs one.
+  template <class Run>
+  void wait(Run&& run) noexcept {
+    // The caller's unlinks before the snapshot: the grace period that serves it starts later.
+    full_barrier();
+    const std::uint64_t seen = seq_.load(std::memory_order_seq_cst);
+    // Idle (even): the next one to end will do. Running (odd): it began too early; the next.
+    const std::uint64_t needed = (seen + 3) & ~std::uint64_t{1};
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    {
+      MutexLock lock(mutex_);
+      const std::uint64_t now = seq_.load(std::memory_order_relaxed);
+      if (now < needed) {
+        seq_.store(now + 1, std::memory_order_seq_cst);
+        run();
+        seq_.store(now + 2, std::memory_order_release);
+      }
+    }
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  long completed() const noexcept {
+    return static_cast<long>(seq_.load(std::memory_order_acquire) / 2);
+  }
+  /// Waiters that took their snapshot and have not returned.
+  long waiting() const noexcept { return waiting_.load(std::memory_order_acquire); }
+
+ private:
+  Mutex mutex_{LockLevel::kLeaf};  // held across the grace period; readers take no lock
+  std::atomic<std::uint64_t> seq_{0};
+  std::atomic<long> waiting_{0};
+};
 
 }  // namespace uepoll::rcu

@@ -1,5 +1,7 @@
 // Grace periods: a synchronize() never returns while a reader that was inside when it began is
-// still inside, and concurrent waiters share grace periods instead of running one each.
+// still inside; concurrent waiters share grace periods instead of running one each; and a grace
+// period already running when a waiter arrives never counts for it (GraceSequence, driven by a
+// stand-in grace period that the test ends when it chooses).
 #include "sync/rcu.hpp"
 
 #include <gtest/gtest.h>
@@ -88,6 +90,42 @@ TEST(Rcu, ConcurrentWaitersShareGracePeriods) {
   EXPECT_GE(ran, 1);
   EXPECT_LE(ran, 2);
   EXPECT_EQ(rcu::grace_stats().waiting, 0);
+}
+
+// Four waiters arrive while a grace period runs: it began before them, so it serves none of
+// them, and one more serves all four (not one each).
+TEST(GraceSequence, OneInProgressServesNoLaterWaiterAndTheNextServesThemAll) {
+  rcu::GraceSequence sequence;
+  std::atomic<int> runs{0};
+  std::atomic<bool> first_running{false};
+  std::atomic<bool> end_first{false};
+  std::thread first([&] {
+    sequence.wait([&] {
+      runs.fetch_add(1);
+      first_running = true;
+      while (!end_first.load()) {
+        std::this_thread::yield();
+      }
+    });
+  });
+  while (!first_running.load()) {
+    std::this_thread::yield();
+  }
+  std::vector<std::thread> later;
+  for (int i = 0; i < 4; ++i) {
+    later.emplace_back([&] { sequence.wait([&] { runs.fetch_add(1); }); });
+  }
+  while (sequence.waiting() < 5) {  // all four have their snapshot, taken while the first ran
+    std::this_thread::yield();
+  }
+  end_first = true;
+  first.join();
+  for (auto& t : later) {
+    t.join();
+  }
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(sequence.completed(), 2);
+  EXPECT_EQ(sequence.waiting(), 0);
 }
 
 }  // namespace
