@@ -474,10 +474,9 @@ void Instance::unhook(Watch* w) noexcept {
   w->hook.next_hook = nullptr;
 }
 
-bool Instance::remove(Watch* w) noexcept {
+void Instance::remove(Watch* w) noexcept {
   unhook(w);  // no callback runs on w after this
   unlink_mirror(w);
-  bool last;
   {
     // Singly linked (a file rarely has more than a few watchers, and it keeps a Watch within
     // 128 bytes): find the link that points at w. w->file_next stays intact, so an RCU walker
@@ -488,10 +487,8 @@ bool Instance::remove(Watch* w) noexcept {
       link = &link->load(std::memory_order_relaxed)->file_next;
     }
     link->store(w->file_next.load(std::memory_order_relaxed), std::memory_order_release);
-    last = FileAccess::watchers(*w->file).load(std::memory_order_relaxed) == nullptr;
   }
   forget(w);
-  return last;
 }
 
 void Instance::remove_released(Watch* w) noexcept {

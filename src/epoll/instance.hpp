@@ -199,9 +199,8 @@ class Instance final : public File {
       UEPOLL_REQUIRES(ctl_mutex_);
   void modify(Watch* w, const epoll_event& event) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   /// Unhooks, detaches from the file and the instance, and retires `w`. The caller drops the
-  /// instance reference `w` held, after unlocking ctl_mutex_. Returns whether `w` was its
-  /// file's last watcher (seen under the file's lock).
-  bool remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
+  /// instance reference `w` held, after unlocking ctl_mutex_.
+  void remove(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   /// remove() for path C, where `w` heads a watcher list that no one else may change.
   void remove_released(Watch* w) noexcept UEPOLL_REQUIRES(ctl_mutex_);
   /// The common tail of the removals: out of the table and the ready list, then retired.
