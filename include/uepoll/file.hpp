@@ -106,6 +106,8 @@ class File {
   File& operator=(const File&) = delete;
 
   // --- references ---
+  /// Takes another reference; the caller holds one (a lookup without one uses try_get). Debug
+  /// builds abort on a get of a released file.
   void get() noexcept {
     [[maybe_unused]] const long before = refs_.fetch_add(1, std::memory_order_relaxed);
     UEPOLL_DEBUG_CHECK(before > 0, "File::get() of a file whose last reference is gone");

@@ -78,6 +78,28 @@ TEST(LockdepDeathTest, ReferenceDroppedUnderAnInstanceMutexAborts) {
   f->put();
 }
 
+// The reference rules: a new reference only from one already held (lookups use try_get), and
+// no put without a reference. The released file is retired, not freed yet, when it is touched.
+TEST(LockdepDeathTest, GetOfAReleasedFileAborts) {
+  EXPECT_DEATH(
+      {
+        auto* f = new Plain;  // one reference
+        f->put();             // the last: released
+        f->get();
+      },
+      "of a file whose last reference is gone");
+}
+
+TEST(LockdepDeathTest, PutWithoutAReferenceAborts) {
+  EXPECT_DEATH(
+      {
+        auto* f = new Plain;
+        f->put();
+        f->put();
+      },
+      "without a reference");
+}
+
 TEST(LockdepDeathTest, SleepUnderASpinLockAborts) {
   SpinLock lock;
   EXPECT_DEATH(
