@@ -78,28 +78,48 @@ class Kickable {
 namespace detail {
 /// How long a sleeper spins on its parker's state before it blocks in the kernel: a waker on
 /// another core that arrives within the spin costs neither side a system call. The window
-/// follows how soon wake-ups come, as Linux's guest halt-polling does: a wake-up that came soon
-/// after the sleeper blocked doubles it, a long sleep, a timeout or a signal halves it. It
-/// never exceeds about what a futex sleep and its wake-up cost on a virtual machine (two system
-/// calls and a reschedule, 10 - 15 us here), so a spin in vain at most doubles a sleep's cost.
-/// Unlike an idle CPU's halt-polling, a spinning thread may hold a CPU that other threads (its
-/// waker, perhaps) are waiting for: past the shortest window the spin yields the CPU every few
-/// microseconds (Parker::spin). Owner-only state of a Parker.
+/// follows how soon wake-ups come, as Linux's guest halt-polling does: a wake-up the spin missed
+/// but noticed soon after the spin began doubles it, a late one, a timeout or a signal halves
+/// it.
+///
+/// "Soon" and the window's cap are twice what a sleep costs, measured: the time from a
+/// wake-up's notice to the sleeper running again (a futex wake-up and a reschedule: on the
+/// development VM, half the kernel's epoll ping-pong, 9 - 16 us as its host's load comes and
+/// goes; a fixed cap of 16 us stopped every spin whenever it rose). At one sleep's cost a spin in
+/// vain at most doubles a sleep; the factor two is for threads that wake each other in turn (a
+/// request and its reply): each sees the other's sleep inside its own wait, so with a cap of
+/// one sleep both would keep sleeping forever. Unlike an idle CPU's halt-polling, a spinning
+/// thread may hold a CPU that other threads (its waker, perhaps) are waiting for: past the
+/// shortest window the spin yields the CPU every few microseconds (Parker::spin). Owner-only
+/// state of a Parker.
 class SpinWindow {
  public:
   static constexpr long kMinNanos = 1'000;
-  static constexpr long kMaxNanos = 16'000;
+  static constexpr long kMinCapNanos = 16'000;   // also the cap before a sleep is measured
+  static constexpr long kMaxCapNanos = 100'000;  // Linux's guest halt-polling stops at 200 us
 
   long nanos() const noexcept { return nanos_; }
-  /// The spin missed the wake-up: the sleeper blocked for `blocked_nanos` and was `woken` (else
-  /// it timed out or a signal ended the sleep).
-  void missed(bool woken, long blocked_nanos) noexcept {
-    nanos_ = woken && blocked_nanos <= kMaxNanos ? std::min(nanos_ * 2, kMaxNanos)
-                                                 : std::max(nanos_ / 2, kMinNanos);
+  long cap() const noexcept { return std::clamp(2 * sleep_nanos_, kMinCapNanos, kMaxCapNanos); }
+  /// The spin missed a wake-up noticed `noticed_nanos` after the spin began, and the sleeper
+  /// ran again `sleep_nanos` after that notice (each < 0 where unknown: a wake-up noticed
+  /// before the sleep began is soon and says nothing of a sleep's cost).
+  void woken(long noticed_nanos, long sleep_nanos) noexcept {
+    if (sleep_nanos >= 0) {
+      // Smoothed over about four sleeps; one outlier (the host took the CPU away) moves the
+      // measured cost by a quarter of kMaxCapNanos at most.
+      const long sample = std::min(sleep_nanos, kMaxCapNanos);
+      sleep_nanos_ = sleep_nanos_ == 0 ? sample : (3 * sleep_nanos_ + sample) / 4;
+    }
+    nanos_ = noticed_nanos <= cap() ? std::min(nanos_ * 2, cap()) : shrunk();
   }
+  /// The spin missed, and a timeout or a signal ended the sleep.
+  void not_woken() noexcept { nanos_ = shrunk(); }
 
  private:
+  long shrunk() const noexcept { return std::max(std::min(nanos_ / 2, cap()), kMinNanos); }
+
   long nanos_ = kMinNanos;
+  long sleep_nanos_ = 0;  // what a sleep costs, smoothed; 0 until one is measured
 };
 }  // namespace detail
 
@@ -130,6 +150,8 @@ class Parker final : public Kickable {
   void kick() noexcept override;  // wakes a parked owner the way it sleeps
   /// Spins until notified (true), `window` ns after `start` or the deadline.
   bool spin(long start, long window, const timespec* deadline) noexcept;
+  /// Tells the spin window how the sleep after a spin begun at `spin_start` went.
+  void learn(bool woken, long spin_start) noexcept;
   /// Sleeps in the kernel (the state left for park() to reset).
   Result<void> block(const SleepSpec& spec) noexcept;
   Result<void> sleep_futex(const SleepSpec& spec) noexcept;
@@ -139,6 +161,10 @@ class Parker final : public Kickable {
   std::atomic<int> mode_{kFutex};  // how the owner sleeps while kParked (read by kick())
   int doorbell_ = -1;              // eventfd, created on the first sleep that needs it
   detail::SpinWindow spin_window_;
+  // When a waker last found the owner parked (CLOCK_MONOTONIC ns; 0: not since the owner
+  // parked): the owner's spin window learns from it how late the wake-up came and what the
+  // sleep cost.
+  std::atomic<long> noticed_at_{0};
   Parker* next_free_ = nullptr;  // in the pool, while no thread owns it
 };
 

@@ -230,6 +230,7 @@ void Parker::unpark() noexcept {
   // Whoever swaps kParked away owes the sleeper its system call; a running owner just finds the
   // token on its next park().
   if (state_.exchange(kNotified, std::memory_order_seq_cst) == kParked) {
+    noticed_at_.store(nanos_of(now_monotonic()), std::memory_order_relaxed);
     kick_soon();
   }
 }
@@ -330,15 +331,31 @@ Result<void> Parker::park(const SleepSpec& spec) noexcept {
   if (spin(start, window, spec.deadline)) {
     return {};
   }
+  // Before block() parks: a waker that finds the owner parked stamps its notice after this.
+  noticed_at_.store(0, std::memory_order_relaxed);
   Result<void> slept = block(spec);
   const bool notified = state_.exchange(kRunning, std::memory_order_acquire) == kNotified;
   if (adaptive) {
-    spin_window_.missed(notified && slept, nanos_of(now_monotonic()) - start - window);
+    learn(notified && slept, start);
   }
   if (notified && !slept && slept.error() == ETIMEDOUT) {
     return {};  // woken just before the deadline: the caller harvests, then times out
   }
   return slept;
+}
+
+void Parker::learn(bool woken, long spin_start) noexcept {
+  if (!woken) {
+    spin_window_.not_woken();
+    return;
+  }
+  // No stamp since this spin began: the notice came before the owner parked.
+  const long noticed = noticed_at_.load(std::memory_order_relaxed);
+  if (noticed < spin_start) {
+    spin_window_.woken(-1, -1);
+    return;
+  }
+  spin_window_.woken(noticed - spin_start, nanos_of(now_monotonic()) - noticed);
 }
 
 Result<void> Parker::block(const SleepSpec& spec) noexcept {

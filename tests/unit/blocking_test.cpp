@@ -158,35 +158,107 @@ namespace {
 using uepoll::detail::SpinWindow;
 
 // The sleeper's spin window (blocking.hpp), rule by rule: it grows while wake-ups come soon
-// after the sleeper blocked, and shrinks when they do not come, or come late.
-TEST(SpinWindow, GrowsToItsCapWhileWakeUpsComeSoonAfterBlocking) {
+// after the spin began, shrinks when they do not come or come late, and its cap is twice what
+// a sleep was measured to cost, within bounds.
+TEST(SpinWindow, GrowsToItsCapWhileWakeUpsComeSoon) {
   SpinWindow w;
   EXPECT_EQ(w.nanos(), SpinWindow::kMinNanos);
+  EXPECT_EQ(w.cap(), SpinWindow::kMinCapNanos);  // nothing measured yet
   long expected = SpinWindow::kMinNanos;
   for (int i = 0; i < 10; ++i) {
-    w.missed(/*woken=*/true, /*blocked_nanos=*/SpinWindow::kMaxNanos);
-    expected = std::min(expected * 2, SpinWindow::kMaxNanos);
+    w.woken(/*noticed_nanos=*/SpinWindow::kMinCapNanos, /*sleep_nanos=*/5'000);
+    expected = std::min(expected * 2, SpinWindow::kMinCapNanos);
     EXPECT_EQ(w.nanos(), expected);
   }
-  EXPECT_EQ(w.nanos(), SpinWindow::kMaxNanos);
+  EXPECT_EQ(w.nanos(), SpinWindow::kMinCapNanos);
+  w.woken(-1, -1);  // noticed before the sleep began: soon
+  EXPECT_EQ(w.nanos(), SpinWindow::kMinCapNanos);
 }
 
-TEST(SpinWindow, ShrinksToItsFloorAfterLongSleepsTimeoutsAndSignals) {
+TEST(SpinWindow, ShrinksToItsFloorAfterLateWakeUpsTimeoutsAndSignals) {
   for (const bool woken : {true, false}) {
     SpinWindow w;
     for (int i = 0; i < 10; ++i) {
-      w.missed(true, 0);
+      w.woken(0, 5'000);
     }
-    ASSERT_EQ(w.nanos(), SpinWindow::kMaxNanos);
-    // Woken late (a spin of any length would have missed it), or not woken at all.
-    const long blocked = woken ? SpinWindow::kMaxNanos + 1 : 0;
-    w.missed(woken, blocked);
-    EXPECT_EQ(w.nanos(), SpinWindow::kMaxNanos / 2);
+    ASSERT_EQ(w.nanos(), SpinWindow::kMinCapNanos);
+    // Woken later than any window would have waited, or not woken at all.
+    auto miss = [&] { woken ? w.woken(w.cap() + 1, 5'000) : w.not_woken(); };
+    miss();
+    EXPECT_EQ(w.nanos(), SpinWindow::kMinCapNanos / 2);
     for (int i = 0; i < 10; ++i) {
-      w.missed(woken, blocked);
+      miss();
     }
     EXPECT_EQ(w.nanos(), SpinWindow::kMinNanos);
   }
+}
+
+TEST(SpinWindow, ItsCapIsTwiceWhatASleepCostsWithinBounds) {
+  SpinWindow w;
+  for (int i = 0; i < 20; ++i) {
+    w.woken(0, 30'000);
+  }
+  EXPECT_EQ(w.cap(), 60'000);
+  EXPECT_EQ(w.nanos(), 60'000);
+  // Slower sleeps, or one the host stretched: never past the upper bound.
+  w.woken(0, 10'000'000);
+  EXPECT_LE(w.cap(), SpinWindow::kMaxCapNanos);
+  for (int i = 0; i < 20; ++i) {
+    w.woken(0, 400'000);
+  }
+  EXPECT_EQ(w.cap(), SpinWindow::kMaxCapNanos);
+  EXPECT_EQ(w.nanos(), SpinWindow::kMaxCapNanos);
+  // Sleeps grow cheap again: the cap follows, and the window with it.
+  for (int i = 0; i < 40; ++i) {
+    w.woken(0, 1'000);
+  }
+  EXPECT_EQ(w.cap(), SpinWindow::kMinCapNanos);
+  EXPECT_EQ(w.nanos(), SpinWindow::kMinCapNanos);
+}
+
+// Two threads that wake each other in turn (a request and its reply), each sleeping when its
+// spin misses: the reply to a message that found its reader asleep comes a sleep's cost plus
+// the reader's work later, so each sees the other's sleep inside its own wait. Where a sleep
+// costs `sleep_ns`: how many of `turns` messages found their reader asleep, and the widest
+// window either thread spun.
+struct PingPong {
+  int sleeps = 0;
+  long widest_window = 0;
+};
+
+PingPong ping_pong(long sleep_ns, int turns) {
+  constexpr long kWorkNanos = 1'000;
+  SpinWindow window[2];
+  bool reader_spinning = false;  // the first message finds its reader asleep
+  PingPong result;
+  for (int turn = 0; turn < turns; ++turn) {
+    // The writer of this message spins for the reply, which comes `reply` after its write.
+    SpinWindow& writer = window[turn % 2];
+    const long reply = reader_spinning ? kWorkNanos : sleep_ns + kWorkNanos;
+    result.sleeps += reader_spinning ? 0 : 1;
+    result.widest_window = std::max(result.widest_window, writer.nanos());
+    reader_spinning = reply <= writer.nanos();
+    if (!reader_spinning) {
+      writer.woken(reply, sleep_ns);
+    }
+  }
+  return result;
+}
+
+TEST(SpinWindow, ThreadsThatWakeEachOtherEndUpSpinningWhereSleepsCostUpToHalfTheBound) {
+  // 15 us per sleep (a busy virtual machine's futex wake-up): a fixed 16 us cap kept both
+  // threads asleep for good.
+  for (const long sleep_ns : {5'000L, 15'000L, 30'000L, SpinWindow::kMaxCapNanos / 2 - 1'000}) {
+    SCOPED_TRACE(sleep_ns);
+    const int warm_up = ping_pong(sleep_ns, 20).sleeps;
+    EXPECT_LT(warm_up, 20);
+    EXPECT_EQ(ping_pong(sleep_ns, 1'000).sleeps, warm_up);  // none after the warm-up
+  }
+  // Sleeps dearer than the bound: spinning would cost more than it saves, so every message
+  // sleeps and no spin in vain is lengthened.
+  const PingPong dear = ping_pong(SpinWindow::kMaxCapNanos, 1'000);
+  EXPECT_EQ(dear.sleeps, 1'000);
+  EXPECT_EQ(dear.widest_window, SpinWindow::kMinNanos);
 }
 
 }  // namespace
