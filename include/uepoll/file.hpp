@@ -197,8 +197,9 @@ class File {
   const bool is_epoll_ = false;
 
   // The epoll items watching this file (Linux's f_ep), a list linked through the items. Writers
-  // hold watchers_lock_ and, unless they are the last put itself, a reference on the file, so
-  // that the last put sees every change; readers walk it under RCU.
+  // hold watchers_lock_ and a reference on the file (or a pin), so that the last put sees every
+  // change; after it, the last put's own removals (path C) are the only writer and take no
+  // lock. Readers walk it under RCU.
   SpinLock watchers_lock_{LockLevel::kWatchers};
   std::atomic<detail::Watch*> watchers_{nullptr};
 };

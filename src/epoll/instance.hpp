@@ -78,7 +78,8 @@ struct Watch : ReadyNode, BlockCached {
   // --- guarded by the instance's ready_lock_ ---
   Watch* overflow_next = nullptr;  // chain of items signalled during a harvest
 
-  // --- guarded by file->watchers_lock_; also read under RCU ---
+  // --- guarded by file->watchers_lock_ (after the file's last put, by path C alone, without
+  // it); also read under RCU ---
   std::atomic<Watch*> file_next{nullptr};
 
   WatchHook hook;  // hooks guarded by the instance's ctl_mutex_ (hooking and unhooking)

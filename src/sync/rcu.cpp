@@ -1,5 +1,6 @@
 #include "sync/rcu.hpp"
 
+#include <pthread.h>
 #include <urcu-bp.h>
 
 #include "sync/fault_injection.hpp"
@@ -145,6 +146,37 @@ void free_now(FreeFn free_fn, void* object) noexcept {
   wait_for_readers();
   free_fn(object);
 }
+
+// fork() copies the memory of every thread and keeps one: a lock another thread held at that
+// moment would stay held in the child for good. The locks that run a grace period (ours, then
+// liburcu-bp's, which asks its users to call its hooks around fork) and the registry are
+// therefore taken before and released on both sides after. The child's registry keeps only
+// the forking thread: the others do not exist there, and what they had retired stays unfreed.
+void before_fork() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  g_registry_mutex.lock();
+  g_grace.before_fork();
+  urcu_bp_before_fork();
+}
+
+void after_fork_in_parent() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  urcu_bp_after_fork_parent();
+  g_grace.after_fork();
+  g_registry_mutex.unlock();
+}
+
+void after_fork_in_child() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
+  urcu_bp_after_fork_child();
+  g_grace.after_fork();
+  ThreadList& t = t_list;
+  t.prev = nullptr;
+  t.next = nullptr;
+  g_registry = t.registered ? &t : nullptr;
+  g_registry_mutex.unlock();
+}
+
+// Registered when the library is loaded (glibc drops the handlers again if it is unloaded).
+[[maybe_unused]] const int g_fork_handlers =
+    pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
 
 }  // namespace
 

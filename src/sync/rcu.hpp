@@ -78,7 +78,9 @@ class GraceSequence {
     // Idle (even): the next one to end will do. Running (odd): it began too early; the next.
     const std::uint64_t needed = (seen + 3) & ~std::uint64_t{1};
     waiting_.fetch_add(1, std::memory_order_relaxed);
-    {
+    // Served already (a grace period ended since the snapshot): the mutex may be held for the
+    // next one, which this waiter does not need.
+    if (seq_.load(std::memory_order_acquire) < needed) {
       MutexLock lock(mutex_);
       const std::uint64_t now = seq_.load(std::memory_order_relaxed);
       if (now < needed) {
@@ -94,6 +96,10 @@ class GraceSequence {
   }
   /// Waiters that took their snapshot and have not returned.
   long waiting() const noexcept { return waiting_.load(std::memory_order_acquire); }
+  /// Around fork(): held across it, so that no child inherits a grace period whose runner it
+  /// does not have.
+  void before_fork() noexcept UEPOLL_ACQUIRE(mutex_) { mutex_.lock(); }
+  void after_fork() noexcept UEPOLL_RELEASE(mutex_) { mutex_.unlock(); }
 
  private:
   Mutex mutex_{LockLevel::kLeaf};  // held across the grace period; readers take no lock

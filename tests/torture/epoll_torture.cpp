@@ -2,8 +2,9 @@
 // the last close of a watched instance, topology walks vs parent teardown, depth/cycle limits under
 // concurrent chain building, events arriving during a harvest, multi-waiter wake-ups produced by
 // ADD/MOD, EPOLLEXCLUSIVE across instances, closing an instance under its waiters, the last two
-// references dropped at once, and removals racing appends to the ready list. Everything goes
-// through the C API.
+// references dropped at once, removals racing appends to the ready list, and the unlocked
+// release of a file's watcher list (path C) racing an ADD and the teardown of the instances
+// that watch it. Everything goes through the C API.
 //
 // Each test is short by default (a round count and a wall-clock cap). UEPOLL_TORTURE_SECONDS=N
 // runs each test for N seconds; UEPOLL_STRESS_ITERATIONS=N runs N rounds with no time cap. Each
@@ -841,6 +842,74 @@ TEST_F(TortureTest, RemovalRacesAnAppendBehindIt) {
         }
         EXPECT_EQ(uepoll_close(x), 0);
         EXPECT_EQ(uepoll_close(ep), 0);
+      });
+}
+
+// (10) ADD races the last close of its target: the ADD holds a reference while it inserts, so
+// when the close comes in between, the ADD's own put is the last and path C runs in its thread
+// right after the insert, on a watcher list that path C writes without the lock. Either the
+// ADD fails with EBADF or its item is gone with the file; a leaked item would report x's
+// readiness.
+TEST_F(TortureTest, AddRacesTheLastCloseOfItsTarget) {
+  Rounds rounds(3000);
+  int ep = -1;
+  int x = -1;
+  std::atomic<int> add_ok{0};
+  lockstep(
+      rounds, 1,
+      [&] {
+        ep = uepoll_epoll_create1(0);
+        x = uepoll_eventfd(1, EFD_NONBLOCK);
+      },
+      [&](std::mt19937& rng) {
+        spin_a_little(rng);
+        if (ctl(ep, EPOLL_CTL_ADD, x, EPOLLIN, 0) == 0) {
+          ++add_ok;
+        } else {
+          EXPECT_EQ(errno, EBADF);
+        }
+      },
+      {[&](std::mt19937& rng) {
+        spin_a_little(rng);
+        EXPECT_EQ(uepoll_close(x), 0);
+      }},
+      [&] {
+        epoll_event out[2];
+        EXPECT_EQ(uepoll_epoll_wait(ep, out, 2, 0), 0);
+        EXPECT_EQ(uepoll_close(ep), 0);
+      });
+  std::printf("%d rounds, %d ADDs won\n", rounds.done(), add_ok.load());
+}
+
+// (11) The last close of a file watched by three instances (path C, unlocked) races the last
+// closes of two of them (path B, each removing its item under the watchers lock with a pin on
+// the file). The third instance must be left without the item, and everything freed once.
+TEST_F(TortureTest, LastCloseOfAFileRacesTheTeardownOfItsWatchers) {
+  Rounds rounds(3000);
+  int ep[3] = {-1, -1, -1};
+  int x = -1;
+  lockstep(
+      rounds, 1,
+      [&] {
+        x = uepoll_eventfd(1, EFD_NONBLOCK);
+        for (int& e : ep) {
+          e = uepoll_epoll_create1(0);
+          add(e, x, EPOLLIN);
+        }
+      },
+      [&](std::mt19937& rng) {
+        spin_a_little(rng);
+        EXPECT_EQ(uepoll_close(x), 0);
+        EXPECT_EQ(uepoll_close(ep[1]), 0);
+      },
+      {[&](std::mt19937& rng) {
+        spin_a_little(rng);
+        EXPECT_EQ(uepoll_close(ep[0]), 0);
+      }},
+      [&] {
+        epoll_event out[2];
+        EXPECT_EQ(uepoll_epoll_wait(ep[2], out, 2, 0), 0);
+        EXPECT_EQ(uepoll_close(ep[2]), 0);
       });
 }
 

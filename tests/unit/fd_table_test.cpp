@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 
+#include <algorithm>
+#include <array>
 #include <barrier>
 #include <thread>
 
@@ -134,6 +136,31 @@ TEST(FdTable, CloseRacingAnOpenKeepsTheLowestFreeNumber) {
       [&] {
         EXPECT_TRUE(first == 5 || first == 8) << first;
         wrong += number(p.eventfd(0, 0)) != (first == 8 ? 5 : 8) ? 1 : 0;
+        close_all(p);
+      });
+  EXPECT_EQ(wrong, 0);
+}
+
+// The same race for pipe2, which fills two slots in one search: whatever the interleaving, the
+// pipe and the open after it take 5, 8 and 9 between them.
+TEST(FdTable, CloseRacingAPipeKeepsTheLowestFreeNumbers) {
+  Process p(LockMode::kFine, 64);
+  int fds[2] = {-1, -1};
+  int wrong = 0;
+  race(
+      20000,
+      [&] {
+        for (int fd = 0; fd < 8; ++fd) {
+          EXPECT_EQ(number(p.eventfd(0, 0)), fd);
+        }
+        EXPECT_TRUE(p.close(3));
+        EXPECT_EQ(number(p.dup2(0, 3)), 3);
+      },
+      [&] { EXPECT_TRUE(p.pipe2(fds, 0)); }, [&] { EXPECT_TRUE(p.close(5)); },
+      [&] {
+        std::array<int, 3> got{fds[0], fds[1], number(p.eventfd(0, 0))};
+        std::sort(got.begin(), got.end());
+        wrong += got != std::array<int, 3>{5, 8, 9} ? 1 : 0;
         close_all(p);
       });
   EXPECT_EQ(wrong, 0);

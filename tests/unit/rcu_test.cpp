@@ -5,8 +5,11 @@
 #include "sync/rcu.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 #include <vector>
 
@@ -59,6 +62,52 @@ TEST(Rcu, SynchronizeWaitsForAReaderThatWasInside) {
   reader.leave = true;
   waiter.join();
   EXPECT_TRUE(returned_after_leave.load());
+}
+
+// fork() while another thread is inside a grace period (holding the locks that run one): the
+// child inherits that state and, like the interposer's children that keep using uepoll, must
+// still be able to read, retire and reclaim. A child that deadlocks dies of its alarm.
+TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> grace_periods{0};
+  std::thread runner([&] {
+    while (!stop.load()) {
+      rcu::synchronize();
+      grace_periods.fetch_add(1);
+    }
+  });
+  int hung = 0;
+  int failed = 0;
+  for (int i = 0; i < 200 && hung == 0; ++i) {
+    // Fork while the runner is at work (its grace periods follow each other back to back).
+    const long before = grace_periods.load();
+    while (grace_periods.load() == before) {
+      std::this_thread::yield();
+    }
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      alarm(30);  // a hang detector, not a time limit: a reclaim takes microseconds
+      { rcu::ReadGuard guard; }
+      for (long n = 0; n <= rcu::kMaxPendingPerThread; ++n) {
+        rcu::retire([](void* p) { delete static_cast<int*>(p); }, new int(0));
+      }
+      rcu::synchronize();
+      rcu::barrier();
+      _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+      ++hung;
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      ++failed;
+    }
+  }
+  stop = true;
+  runner.join();
+  EXPECT_EQ(hung, 0);
+  EXPECT_EQ(failed, 0);
 }
 
 TEST(Rcu, ConcurrentWaitersShareGracePeriods) {
