@@ -20,7 +20,6 @@ Only the Python standard library is used; the plot is drawn by gnuplot when it i
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -109,10 +108,13 @@ def merge_churn(runs, seconds, repeats):
     for (mode, threads), ps in points.items():
         m = {"mode": mode, "threads": threads, "failed": any(p["failed"] for p in ps),
              "samples_ops_per_s": [x for p in ps for x in p.get("samples_ops_per_s", [])]}
+        rounds = {}
         for key in sorted({k for p in ps for k in p} - set(m)):
             vals = [p[key] for p in ps if isinstance(p.get(key), (int, float))]
             if vals:
                 m[key] = median(vals)
+                rounds[key] = [p.get(key) for p in ps]  # one per round, in order
+        m["rounds"] = rounds
         merged.append(m)
     return {"object": runs[0]["object"], "cpus": runs[0]["cpus"], "seconds": seconds,
             "repeat": repeats, "points": merged}
@@ -120,6 +122,12 @@ def merge_churn(runs, seconds, repeats):
 
 def median(values):
     return statistics.median(values) if values else float("nan")
+
+
+def paired(row_a, row_b, key):
+    """The median over rounds of row_a's value over row_b's in the same round."""
+    ratios = [ratio(a, b) for a, b in zip(row_a[key], row_b[key])]
+    return median([x for x in ratios if x == x])
 
 
 def ratio(a, b):
@@ -226,6 +234,8 @@ def main():
                 "descriptor_tables": "one (C API)" if backend in CAPI else "one per thread",
                 "rps": median([r["rps"] for r in rs]),
                 "rps_runs": [r["rps"] for r in rs],
+                "req_per_cpu_s_runs": [r["requests"] / r["cpu_s"] if r["cpu_s"] else None
+                                       for r in rs],
                 "p50_us": median([r["p50_us"] for r in rs]),
                 "p99_us": median([r["p99_us"] for r in rs]),
                 "cpu_utilization": median([r["cpu_utilization"] for r in rs]),
@@ -236,19 +246,23 @@ def main():
                 if backend != "kernel" else None,
             }
             rows.append(row)
+    # Every ratio is the median of per-round ratios: the runs of one round are seconds apart,
+    # while the host's neighbours move a backend's rate by up to 3x between rounds.
     by = {(r["backend"], r["workers"]): r for r in rows}
     for r in rows:
         w = r["workers"]
-        r["fine_over_legacy"] = by[("fine", w)]["rps"] / by[("legacy", w)]["rps"]
-        r["fine_over_kernel"] = by[("fine", w)]["rps"] / by[("kernel", w)]["rps"]
         kernel = by[("kernel", w)]
-        r["over_kernel"] = ratio(r["rps"], kernel["rps"])
-        r["cpu_over_kernel"] = ratio(r["req_per_cpu_s"], kernel["req_per_cpu_s"])
+        r["fine_over_legacy"] = paired(by[("fine", w)], by[("legacy", w)], "rps_runs")
+        r["fine_over_kernel"] = paired(by[("fine", w)], kernel, "rps_runs")
+        r["over_kernel"] = paired(r, kernel, "rps_runs")
+        r["cpu_over_kernel"] = paired(r, kernel, "req_per_cpu_s_runs")
         if r["backend"] in CAPI:
             # what the C API gives against a Process per thread in the same lock mode
             process = by[(CAPI[r["backend"]], w)]
-            r["capi_over_process"] = ratio(r["rps"], process["rps"])
-            r["capi_over_process_cpu"] = ratio(r["req_per_cpu_s"], process["req_per_cpu_s"])
+            r["capi_over_process"] = paired(r, process, "rps_runs")
+            r["capi_over_process_cpu"] = paired(r, process, "req_per_cpu_s_runs")
+        if r["backend"] == "capi-fine" and ("capi-legacy", w) in by:
+            r["capi_fine_over_legacy"] = paired(r, by[("capi-legacy", w)], "rps_runs")
     result["http"] = rows
     result["release_path_share_perf"] = perf_share
     result["release_path_share_counters"] = {
@@ -328,18 +342,18 @@ def print_table(r, worker_counts):
     print("    req/cpu-s: requests per CPU-second of the whole process (server, client, any "
           "helper thread); x kernel, cpu x kern:\n    against the kernel's req/s and req/cpu-s; "
           "fine/leg: fine/legacy (capi-fine: capi-fine/capi-legacy);\n    C/proc, C/proc cpu: a "
-          "capi row against the Process-per-thread row of its lock mode")
+          "capi row against the Process-per-thread row of its lock mode;\n    every ratio is the "
+          "median of the ratios within each round (the runs of a round are seconds apart)")
     print(f"{'backend':11s} {'W=T':>4s} {'req/s':>9s} {'p50 us':>7s} {'p99 us':>7s} "
           f"{'req/cpu-s':>10s} {'fine/leg':>8s} {'x kernel':>8s} {'cpu x kern':>10s} "
           f"{'C/proc':>7s} {'C/proc cpu':>10s} {'mutex/s':>9s}")
-    by = {(row["backend"], row["workers"]): row for row in r["http"]}
     for row in r["http"]:
         w, b = row["workers"], row["backend"]
         fine_leg = None
         if b == "fine":
             fine_leg = row["fine_over_legacy"]
-        elif b == "capi-fine" and ("capi-legacy", w) in by:
-            fine_leg = ratio(row["rps"], by[("capi-legacy", w)]["rps"])
+        elif b == "capi-fine":
+            fine_leg = row.get("capi_fine_over_legacy")
         kern = b == "kernel"
         print(f"{b:11s} {w:>4d} {row['rps']:>9.0f} {row['p50_us']:>7.0f} {row['p99_us']:>7.0f} "
               f"{fmt(row['req_per_cpu_s'], '.0f', 10)} {fmt(fine_leg, '.2f', 8)} "
@@ -379,7 +393,12 @@ def print_table(r, worker_counts):
     def stat(mode, t, key):
         return get.get((mode, t), {}).get(key, float("nan"))
 
-    print("\n=== Connection churn (ops/s, median)" +
+    def stat_ratio(mode_a, mode_b, t, key):
+        """Median over the rounds of a's value over b's in the same round."""
+        rounds = [get.get((m, t), {}).get("rounds", {}).get(key, []) for m in (mode_a, mode_b)]
+        return paired({key: rounds[0]}, {key: rounds[1]}, key)
+
+    print("\n=== Connection churn (ops/s, median; ratios: median of the per-round ratios)" +
           (": capi-* rows from churn_capi on the installed libuepoll.so, one process per lock "
            "mode,\n    its repetitions interleaved with the others'; the kernel's workers have a "
            "table each (unshare)" if capi else ""))
@@ -392,8 +411,7 @@ def print_table(r, worker_counts):
           " ".join(f"{name:>11s}" for name, _, _ in ratios))
     for t in threads:
         vals = " ".join(fmt(stat(b, t, "ops_per_s"), ".0f", 11) for b in modes)
-        rs = " ".join(fmt(ratio(stat(a, t, "ops_per_s"), stat(b, t, "ops_per_s")), ".2f", 11)
-                      for _, a, b in ratios)
+        rs = " ".join(fmt(stat_ratio(a, b, t, "ops_per_s"), ".2f", 11) for _, a, b in ratios)
         print(f"{t:>4d} {vals} {rs}")
 
     # The cost of an iteration, every thread's CPU counted (the workers, any helper thread, the
@@ -415,10 +433,9 @@ def print_table(r, worker_counts):
             bg = stat(b, t, "background_cpu_share")
             cells.append(fmt(stat(b, t, "ops_per_process_cpu_s"), ".0f", 10) +
                          (f" ({bg * 100:3.0f}%)" if bg == bg else "       "))
-        rs = [fmt(ratio(stat(a, t, "ops_per_process_cpu_s"), stat(b, t, "ops_per_process_cpu_s")),
-                  ".2f", 13) for _, a, b in cost_ratios]
-        fl = [fmt(ratio(stat("floor", t, "ops_per_process_cpu_s"),
-                        stat(b, t, "ops_per_process_cpu_s")), ".1f", 18) for b in floors]
+        rs = [fmt(stat_ratio(a, b, t, "ops_per_process_cpu_s"), ".2f", 13)
+              for _, a, b in cost_ratios]
+        fl = [fmt(stat_ratio("floor", b, t, "ops_per_process_cpu_s"), ".1f", 18) for b in floors]
         print(f"{t:>4d} " + " ".join(cells) + " " + " ".join(rs) + " " + " ".join(fl))
     pp = r.get("ping_pong")
     if pp and "kernel" in pp and "uepoll" in pp:
