@@ -70,6 +70,12 @@ for legacy in 0 1; do
   done
 done
 
+echo "== with an EPOLL_CTL_ADD of F racing the rest (must hold)"
+for legacy in 0 1; do
+  run "add items=1 walker=0 legacy=$legacy" pass -DADD=1 -DNITEMS=1 -DWALKER=0 -DLEGACY=$legacy
+done
+run "add items=1 walker=1 legacy=0" pass -DADD=1 -DNITEMS=1 -DWALKER=1
+
 echo "== mutants (each must be caught)"
 run "B removes without pin" fail -DMUT_B_NOPIN
 run "B removes without pin, legacy" fail -DMUT_B_NOPIN -DLEGACY=1
@@ -77,6 +83,7 @@ run "B puts pin under ctl_mutex" fail -DMUT_B_PUT_LOCKED
 run "C puts instance under lock" fail -DMUT_C_PUT_LOCKED
 run "items freed without RCU" fail -DMUT_NO_RCU -DWALKER=1
 run "DEL unpins F before removing" fail -DMUT_A_UNPINNED
+run "ADD unpins F before inserting" fail -DMUT_ADD_UNPINNED -DADD=1 -DNITEMS=1
 
 echo "states explored in all: $total_states"
 if ((failures > 0)); then

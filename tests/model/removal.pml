@@ -9,6 +9,10 @@
  *             and then drops the file's share of instance_refs_ (Instance::destroy).
  *   close_f - drops F's descriptor; the last put of F runs path C (epoll_release_file) if the
  *             watcher list is not empty, then F's release() and destroy().
+ *   add     - (ADD=1) EPOLL_CTL_ADD of F into E under one more descriptor (Instance::insert);
+ *             holds a pin on F and a reference on E's file (its lookups) for its whole
+ *             duration, links the new item under the watchers lock, and may unwind it (a
+ *             later step of the insert failing).
  *   walker  - (WALKER=1) the nesting check's lockless walk of F's watcher list under RCU,
  *             reading each item and its w->instance (NestingCheck::count_paths/depth_above).
  *   reclaim - frees retired objects after an RCU grace period: only when no reader that was
@@ -16,7 +20,8 @@
  * Whichever actor drops the last reference does the last put, so every order is explored.
  *
  * Build-time switches (spin -a -DNAME=VALUE):
- *   NITEMS      1 or 2 items
+ *   NITEMS      1 or 2 items registered before the actors start
+ *   ADD         0/1: include the ADD actor (its item is number NITEMS)
  *   WALKER      0/1: include the RCU walker
  *   LEGACY      0/1: the pre-6.4 design, a global mutex around the removals of paths B and C
  *   MUT_B_NOPIN mutation: path B removes items without pinning F (must be caught)
@@ -24,6 +29,7 @@
  *   MUT_B_PUT_LOCKED  mutation: path B drops its pin on F while holding ctl_mutex_
  *   MUT_NO_RCU  mutation: items are freed without waiting for an RCU grace period
  *   MUT_A_UNPINNED  mutation: DEL drops its pin on F before removing the item
+ *   MUT_ADD_UNPINNED  mutation: ADD drops its pin on F before inserting the item
  *
  * Every step is mapped to the C++ function it models in tests/model/README.md.
  */
@@ -37,12 +43,16 @@
 #ifndef LEGACY
 #define LEGACY 0
 #endif
+#ifndef ADD
+#define ADD 0
+#endif
 
 #define NONE 255
-#define NWORKERS (3 + WALKER)
+#define NWORKERS (3 + WALKER + ADD)
+#define NSLOTS (NITEMS + ADD)     /* every item that ever exists */
 
 /* ---- F: the watched file ---- */
-byte f_refs = 2;            /* F's descriptor + del's lookup pin */
+byte f_refs = 2 + ADD;      /* F's descriptor + del's lookup pin (+ add's) */
 byte f_release_cnt = 0;     /* File::release() runs */
 byte f_retire_cnt = 0;      /* File::destroy() runs */
 bool f_retired = false;
@@ -50,11 +60,11 @@ bool f_freed = false;
 bool f_gp = false;          /* a reader that must finish before F may be freed */
 byte wl_owner = 0;          /* File::watchers_lock_ (0 = free, else holder's _pid + 1) */
 byte head = NONE;           /* File::watchers_ */
-byte file_next[NITEMS];     /* Watch::file_next */
+byte file_next[NSLOTS];     /* Watch::file_next */
 bool c_running = false;     /* path C has begun: from then on it alone writes F's list */
 
 /* ---- E: the instance ---- */
-byte e_refs = 2;            /* E's file count: E's descriptor + del's lookup */
+byte e_refs = 2 + ADD;      /* E's file count: E's descriptor + del's lookup (+ add's) */
 byte e_release_cnt = 0;     /* Instance::release() (path B) runs */
 byte inst_refs = NITEMS + 1;/* Instance::instance_refs_: the file's share + one per item */
 byte inst_retire_cnt = 0;
@@ -65,11 +75,11 @@ byte ctl_owner = 0;         /* Instance::ctl_mutex_ */
 byte g_owner = 0;           /* the legacy global mutex (GlobalMutexLock) */
 
 /* ---- items ---- */
-bool in_set[NITEMS];        /* in E's interest set (hash) */
-byte remove_cnt[NITEMS];    /* Instance::remove(w) runs */
-bool retired[NITEMS];
-bool freed[NITEMS];
-bool gp[NITEMS];
+bool in_set[NSLOTS];        /* in E's interest set (hash) */
+byte remove_cnt[NSLOTS];    /* Instance::remove(w) runs */
+bool retired[NSLOTS];
+bool freed[NSLOTS];
+bool gp[NSLOTS];
 
 /* ---- RCU ---- */
 bool rcu_reader = false;    /* the walker is inside rcu::ReadGuard */
@@ -240,7 +250,7 @@ inline release_instance() {
   lock_ctl();
   i = 0;
   do
-  :: i < NITEMS ->
+  :: i < NSLOTS ->
      if
      :: atomic { in_set[i] } ->
         atomic { assert(!freed[i]) }   /* w->file */
@@ -266,7 +276,7 @@ inline release_instance() {
   unlock_global();
   i = 0;
   do
-  :: i < NITEMS ->
+  :: i < NSLOTS ->
      if
      :: pinned[i] ->
 #ifndef MUT_B_NOPIN
@@ -301,7 +311,7 @@ inline put_e() {
  * registered ones, or one never registered). */
 proctype del() {
   byte k, w, pred, i, nx; bool removed = false, last, laste, ok;
-  bool pinned[NITEMS];
+  bool pinned[NSLOTS];
   if
   :: k = 0
   :: NITEMS > 1 -> k = 1
@@ -332,10 +342,47 @@ proctype del() {
   done++
 }
 
+#if ADD
+/* Instance::insert under ctl_mutex_ (EPOLL_CTL_ADD of F on a new descriptor): links the item
+ * at the head of F's list under the watchers lock, then hash_insert and get_instance; a later
+ * step may fail and unwind with remove(). Path C must not have begun: the ADD's pin keeps F's
+ * last put from happening before it lets go. */
+proctype add() {
+  byte w, pred, i, nx; bool last, laste, ok;
+  bool pinned[NSLOTS];
+#ifdef MUT_ADD_UNPINNED
+  put_f();                         /* mutation: the pin on F goes before the insert */
+#endif
+  lock_ctl();
+  lock_wl();
+  atomic {
+    assert(!f_freed);
+    assert(!c_running);
+    file_next[NITEMS] = head; head = NITEMS
+  }
+  unlock_wl();
+  atomic { in_set[NITEMS] = true; inst_refs++ }   /* hash_insert, get_instance */
+  if
+  :: skip                                          /* inserted */
+  :: remove_item(NITEMS); put_instance()           /* unwound (never the last reference) */
+  fi;
+  unlock_ctl();
+#ifdef MUT_ADD_UNPINNED
+  put_e();
+#else
+  if
+  :: put_f(); put_e()
+  :: put_e(); put_f()
+  fi;
+#endif
+  done++
+}
+#endif
+
 /* Closing E's last descriptor. */
 proctype close_e() {
   byte w, pred, i, nx; bool last, laste, ok;
-  bool pinned[NITEMS];
+  bool pinned[NSLOTS];
   put_e();
   done++
 }
@@ -373,7 +420,7 @@ proctype walker() {
        rcu_reader = false; f_gp = false; inst_gp = false;
        w = 0;
        do
-       :: w < NITEMS -> gp[w] = false; w++
+       :: w < NSLOTS -> gp[w] = false; w++
        :: else -> break
        od
      }
@@ -390,8 +437,8 @@ end:
   :: atomic { inst_retired && !inst_freed && !inst_gp -> inst_freed = true }
   :: atomic { f_retired && !f_freed && !f_gp -> f_freed = true }
   :: atomic { retired[0] && !freed[0] && !gp[0] -> freed[0] = true }
-  :: atomic { NITEMS > 1 && retired[NITEMS - 1] && !freed[NITEMS - 1] && !gp[NITEMS - 1] ->
-              freed[NITEMS - 1] = true }
+  :: atomic { NSLOTS > 1 && retired[1] && !freed[1] && !gp[1] -> freed[1] = true }
+  :: atomic { NSLOTS > 2 && retired[2] && !freed[2] && !gp[2] -> freed[2] = true }
   od
 }
 
@@ -406,6 +453,9 @@ init {
     od;
     head = NITEMS - 1;
     run del(); run close_e(); run close_f();
+#if ADD
+    run add();
+#endif
 #if WALKER
     run walker();
 #endif
@@ -416,7 +466,7 @@ init {
   atomic {
     i = 0;
     do
-    :: i < NITEMS -> assert(!in_set[i] && remove_cnt[i] == 1 && retired[i]); i++
+    :: i < NSLOTS -> assert(!in_set[i] && remove_cnt[i] == 1 && retired[i]); i++
     :: else -> break
     od;
     assert(head == NONE);
