@@ -114,6 +114,16 @@ void close_all(Process& p) {
   }
 }
 
+// Opens 0 - 7 and leaves the lowest-free hint at 3, an occupied slot (closed, then filled by
+// dup2), so that the next search runs from 3 to 8.
+void open_eight_searching_from_3(Process& p) {
+  for (int fd = 0; fd < 8; ++fd) {
+    EXPECT_EQ(number(p.eventfd(0, 0)), fd);
+  }
+  EXPECT_TRUE(p.close(3));
+  EXPECT_EQ(number(p.dup2(0, 3)), 3);
+}
+
 // A close takes no lock, so it can empty a slot that an open's search has just passed, while the
 // open moves the lowest-free hint past it. Set up so that the open searches from 3 (filled by
 // dup2) to 8 while slot 5 is closed; whatever the interleaving, the two opens after the close
@@ -123,14 +133,7 @@ TEST(FdTable, CloseRacingAnOpenKeepsTheLowestFreeNumber) {
   int first = -1;
   int wrong = 0;
   race(
-      20000,
-      [&] {
-        for (int fd = 0; fd < 8; ++fd) {
-          EXPECT_EQ(number(p.eventfd(0, 0)), fd);
-        }
-        EXPECT_TRUE(p.close(3));
-        EXPECT_EQ(number(p.dup2(0, 3)), 3);  // the hint stays at 3, an occupied slot
-      },
+      20000, [&] { open_eight_searching_from_3(p); },
       [&] { first = number(p.eventfd(0, 0)); },  // 5 if the close came first, else 8
       [&] { EXPECT_TRUE(p.close(5)); },
       [&] {
@@ -148,15 +151,8 @@ TEST(FdTable, CloseRacingAPipeKeepsTheLowestFreeNumbers) {
   int fds[2] = {-1, -1};
   int wrong = 0;
   race(
-      20000,
-      [&] {
-        for (int fd = 0; fd < 8; ++fd) {
-          EXPECT_EQ(number(p.eventfd(0, 0)), fd);
-        }
-        EXPECT_TRUE(p.close(3));
-        EXPECT_EQ(number(p.dup2(0, 3)), 3);
-      },
-      [&] { EXPECT_TRUE(p.pipe2(fds, 0)); }, [&] { EXPECT_TRUE(p.close(5)); },
+      20000, [&] { open_eight_searching_from_3(p); }, [&] { EXPECT_TRUE(p.pipe2(fds, 0)); },
+      [&] { EXPECT_TRUE(p.close(5)); },
       [&] {
         std::array<int, 3> got{fds[0], fds[1], number(p.eventfd(0, 0))};
         std::sort(got.begin(), got.end());
