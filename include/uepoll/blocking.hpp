@@ -85,10 +85,10 @@ namespace detail {
 /// "Soon" and the window's cap are twice what a sleep costs, measured: the time from a
 /// wake-up's notice to the sleeper running again (a futex wake-up and a reschedule: on the
 /// development VM, half the kernel's epoll ping-pong, 9 - 16 us as its host's load comes and
-/// goes; a fixed cap of 16 us stopped every spin whenever it rose). At one sleep's cost a spin in
-/// vain at most doubles a sleep; the factor two is for threads that wake each other in turn (a
-/// request and its reply): each sees the other's sleep inside its own wait, so with a cap of
-/// one sleep both would keep sleeping forever. Unlike an idle CPU's halt-polling, a spinning
+/// goes; a fixed cap of 16 us stopped every spin whenever it rose). A spin in vain then at most
+/// triples what the sleep alone costs; the factor two is for threads that wake each other in
+/// turn (a request and its reply): each sees the other's sleep inside its own wait, so with a cap
+/// of one sleep both would keep sleeping forever. Unlike an idle CPU's halt-polling, a spinning
 /// thread may hold a CPU that other threads (its waker, perhaps) are waiting for: past the
 /// shortest window the spin yields the CPU every few microseconds (Parker::spin). Owner-only
 /// state of a Parker.
@@ -161,7 +161,7 @@ class Parker final : public Kickable {
   std::atomic<int> mode_{kFutex};  // how the owner sleeps while kParked (read by kick())
   int doorbell_ = -1;              // eventfd, created on the first sleep that needs it
   detail::SpinWindow spin_window_;
-  // When a waker last found the owner parked (CLOCK_MONOTONIC ns; 0: not since the owner
+  // When a waker last kicked the parked owner (CLOCK_MONOTONIC ns; 0: not since the owner
   // parked): the owner's spin window learns from it how late the wake-up came and what the
   // sleep cost.
   std::atomic<long> noticed_at_{0};

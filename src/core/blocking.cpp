@@ -230,13 +230,15 @@ void Parker::unpark() noexcept {
   // Whoever swaps kParked away owes the sleeper its system call; a running owner just finds the
   // token on its next park().
   if (state_.exchange(kNotified, std::memory_order_seq_cst) == kParked) {
-    noticed_at_.store(nanos_of(now_monotonic()), std::memory_order_relaxed);
     kick_soon();
   }
 }
 
 void Parker::kick() noexcept {
   detail::lockdep_assert_may_block("wake-up system call under a spinlock");
+  // For the owner's spin window; read here, with no spinlock held, where a clock without a
+  // vDSO costs no more than the system call that follows.
+  noticed_at_.store(nanos_of(now_monotonic()), std::memory_order_relaxed);
   switch (mode_.load(std::memory_order_seq_cst)) {
     case kFutex: futex(&state_, FUTEX_WAKE, 1, nullptr, 0); break;
     case kDoorbell: {

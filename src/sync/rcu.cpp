@@ -1,5 +1,6 @@
 #include "sync/rcu.hpp"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <urcu-bp.h>
 
@@ -22,6 +23,12 @@ char g_grace_period_token;
 #define UEPOLL_GRACE_RELEASE() ((void)0)
 #define UEPOLL_GRACE_ACQUIRE() ((void)0)
 #endif
+
+// Where this copy's liburcu-bp fork hook is, for other copies of uepoll to find (below).
+extern "C" {
+[[gnu::visibility("default")]] extern void (*const uepoll_urcu_bp_fork_hook_v1)();
+void (*const uepoll_urcu_bp_fork_hook_v1)() = &urcu_bp_before_fork;
+}
 
 namespace uepoll::rcu {
 namespace {
@@ -152,20 +159,50 @@ void free_now(FreeFn free_fn, void* object) noexcept {
 // liburcu-bp's, which asks its users to call its hooks around fork) and the registry are
 // therefore taken before and released on both sides after. The child's registry keeps only
 // the forking thread: the others do not exist there, and what they had retired stays unfreed.
+//
+// liburcu-bp's hooks must run once per fork for each copy of liburcu-bp (twice, the second
+// blocks for good on a lock the first took). Two copies of uepoll may share one: the
+// interposer and a libuepoll.so the program links, each with its own registry and sequence.
+// Each shared copy exports where its liburcu-bp's hook is; a copy leaves the hooks to the
+// first one the dynamic linker finds, if that one uses the same liburcu-bp. (A static copy
+// normally carries its own liburcu-bp and so keeps its hooks.) A program that uses liburcu-bp
+// itself must leave its fork hooks to uepoll (docs/deviations.md).
+bool g_calls_urcu_fork_hooks = false;  // written once, before any fork could run the handlers
+
+bool calls_urcu_fork_hooks() noexcept {
+  using Hook = void (*const)();
+  const auto* first = static_cast<Hook*>(dlsym(RTLD_DEFAULT, "uepoll_urcu_bp_fork_hook_v1"));
+  if (first == nullptr || *first != &urcu_bp_before_fork) {
+    return true;  // no other copy, or one with a liburcu-bp of its own
+  }
+  // The exported name binds every copy to the first one, this copy's own references included:
+  // whether that one is this copy, the object holding it tells.
+  Dl_info theirs{};
+  Dl_info ours{};
+  return dladdr(first, &theirs) != 0 && dladdr(&g_calls_urcu_fork_hooks, &ours) != 0 &&
+         theirs.dli_fbase == ours.dli_fbase;
+}
+
 void before_fork() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
   g_registry_mutex.lock();
   g_grace.before_fork();
-  urcu_bp_before_fork();
+  if (g_calls_urcu_fork_hooks) {
+    urcu_bp_before_fork();
+  }
 }
 
 void after_fork_in_parent() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
-  urcu_bp_after_fork_parent();
+  if (g_calls_urcu_fork_hooks) {
+    urcu_bp_after_fork_parent();
+  }
   g_grace.after_fork();
   g_registry_mutex.unlock();
 }
 
 void after_fork_in_child() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
-  urcu_bp_after_fork_child();
+  if (g_calls_urcu_fork_hooks) {
+    urcu_bp_after_fork_child();
+  }
   g_grace.after_fork();
   ThreadList& t = t_list;
   t.prev = nullptr;
@@ -175,8 +212,10 @@ void after_fork_in_child() noexcept UEPOLL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 // Registered when the library is loaded (glibc drops the handlers again if it is unloaded).
-[[maybe_unused]] const int g_fork_handlers =
-    pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+[[maybe_unused]] const int g_fork_handlers = [] {
+  g_calls_urcu_fork_hooks = calls_urcu_fork_hooks();
+  return pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+}();
 
 }  // namespace
 

@@ -64,9 +64,10 @@ TEST(Rcu, SynchronizeWaitsForAReaderThatWasInside) {
   EXPECT_TRUE(returned_after_leave.load());
 }
 
-// fork() while another thread is inside a grace period (holding the locks that run one): the
-// child inherits that state and, like the interposer's children that keep using uepoll, must
-// still be able to read, retire and reclaim. A child that deadlocks dies of its alarm.
+// fork() while other threads retire and run grace periods (holding the locks that run one):
+// the child inherits that state and, like the interposer's children that keep using uepoll,
+// must still be able to read, retire and reclaim; the other threads' lists are not its own. A
+// child that deadlocks dies of its alarm; one that frees less than it retired exits with 3.
 TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
   std::atomic<bool> stop{false};
   std::atomic<long> grace_periods{0};
@@ -76,28 +77,46 @@ TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
       grace_periods.fetch_add(1);
     }
   });
+  std::thread retirer([&] {
+    while (!stop.load()) {
+      rcu::retire([](void* p) { delete static_cast<int*>(p); }, new int(0));
+    }
+  });
+  static std::atomic<long> freed_in_child{0};
   int hung = 0;
   int failed = 0;
-  for (int i = 0; i < 200 && hung == 0; ++i) {
+  for (int i = 0; i < 200 && hung == 0 && failed == 0; ++i) {
     // Fork while the runner is at work (its grace periods follow each other back to back).
     const long before = grace_periods.load();
     while (grace_periods.load() == before) {
       std::this_thread::yield();
     }
     const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
+    if (pid < 0) {
+      ADD_FAILURE() << "fork: errno " << errno;
+      break;
+    }
     if (pid == 0) {
       alarm(30);  // a hang detector, not a time limit: a reclaim takes microseconds
       { rcu::ReadGuard guard; }
-      for (long n = 0; n <= rcu::kMaxPendingPerThread; ++n) {
-        rcu::retire([](void* p) { delete static_cast<int*>(p); }, new int(0));
+      const long n = rcu::kMaxPendingPerThread + 1;  // one reclaim on the way
+      for (long k = 0; k < n; ++k) {
+        rcu::retire(
+            [](void* p) {
+              delete static_cast<int*>(p);
+              freed_in_child.fetch_add(1);
+            },
+            new int(0));
       }
       rcu::synchronize();
       rcu::barrier();
-      _exit(0);
+      _exit(freed_in_child.load() == n ? 0 : 3);
     }
     int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    if (waitpid(pid, &status, 0) != pid) {
+      ADD_FAILURE() << "waitpid: errno " << errno;
+      break;
+    }
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
       ++hung;
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -106,6 +125,7 @@ TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
   }
   stop = true;
   runner.join();
+  retirer.join();
   EXPECT_EQ(hung, 0);
   EXPECT_EQ(failed, 0);
 }
