@@ -64,10 +64,12 @@ TEST(Rcu, SynchronizeWaitsForAReaderThatWasInside) {
   EXPECT_TRUE(returned_after_leave.load());
 }
 
-// fork() while other threads retire and run grace periods (holding the locks that run one):
-// the child inherits that state and, like the interposer's children that keep using uepoll,
-// must still be able to read, retire and reclaim; the other threads' lists are not its own. A
-// child that deadlocks dies of its alarm; one that frees less than it retired exits with 3.
+// fork() while another thread runs grace periods (holding the locks that run one) and a third
+// has retired objects pending: the child inherits that state and, like the interposer's
+// children that keep using uepoll, must still be able to read, retire and reclaim; the third
+// thread's list is not its own. A child that deadlocks dies of its alarm; one that frees less
+// than it retired exits with 3. (The retirer pauses over each fork: its allocations take the
+// allocator's locks, which a child under ASan would inherit held.)
 TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
   std::atomic<bool> stop{false};
   std::atomic<long> grace_periods{0};
@@ -77,8 +79,18 @@ TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
       grace_periods.fetch_add(1);
     }
   });
+  std::atomic<bool> pause{false};
+  std::atomic<bool> paused{false};
   std::thread retirer([&] {
     while (!stop.load()) {
+      if (pause.load()) {
+        paused = true;
+        while (pause.load() && !stop.load()) {
+          std::this_thread::yield();
+        }
+        paused = false;
+        continue;
+      }
       rcu::retire([](void* p) { delete static_cast<int*>(p); }, new int(0));
     }
   });
@@ -91,7 +103,12 @@ TEST(Rcu, AChildForkedDuringAGracePeriodCanStillReclaim) {
     while (grace_periods.load() == before) {
       std::this_thread::yield();
     }
+    pause = true;
+    while (!paused.load()) {
+      std::this_thread::yield();
+    }
     const pid_t pid = fork();
+    pause = false;
     if (pid < 0) {
       ADD_FAILURE() << "fork: errno " << errno;
       break;
